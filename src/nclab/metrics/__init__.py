@@ -1,0 +1,67 @@
+"""Neural-collapse metrics: pure functions, a streaming accumulator and a batch tracker.
+
+See ``docs/metrics.md`` for every definition with its formula and source.
+"""
+
+from nclab.metrics.functional import (
+    cdnv,
+    class_moments,
+    collapse_metrics,
+    cosine_inter,
+    cosine_intra,
+    dilation,
+    effective_depth,
+    gnc2_dist_var,
+    gnc2_log_var,
+    margins,
+    memorization,
+    metrics_from_moments,
+    nc1,
+    nc1_quotient,
+    nc2_equiangular,
+    nc2_equinorm,
+    nc2_etf,
+    nc2_of,
+    nc3_duality,
+    nc3_etf,
+    nc4_ncc_mismatch,
+    nc5_ood,
+    ncc_accuracy,
+    pairwise_margins,
+    simplex_etf,
+    unc3_var,
+)
+from nclab.metrics.stats import ClassMoments, ClassStats
+from nclab.metrics.tracker import CollapseTracker
+
+__all__ = [
+    "ClassMoments",
+    "ClassStats",
+    "CollapseTracker",
+    "cdnv",
+    "class_moments",
+    "collapse_metrics",
+    "cosine_inter",
+    "cosine_intra",
+    "dilation",
+    "effective_depth",
+    "gnc2_dist_var",
+    "gnc2_log_var",
+    "margins",
+    "memorization",
+    "metrics_from_moments",
+    "nc1",
+    "nc1_quotient",
+    "nc2_equiangular",
+    "nc2_equinorm",
+    "nc2_etf",
+    "nc2_of",
+    "nc3_duality",
+    "nc3_etf",
+    "nc4_ncc_mismatch",
+    "nc5_ood",
+    "ncc_accuracy",
+    "pairwise_margins",
+    "simplex_etf",
+    "unc3_var",
+]

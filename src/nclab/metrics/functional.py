@@ -1,0 +1,704 @@
+r"""Neural-collapse metrics as pure functions of features, labels and (optionally) the classifier.
+
+Notation (the issue's, mapped once to the sources): features :math:`H` of shape (n, d), labels
+:math:`y_i \in \{0..C-1\}`, classifier :math:`W` (C, d) and bias :math:`b` (C,). Class means
+:math:`\mu_c`, global mean :math:`\mu_G = \frac1C\sum_c \mu_c` (the mean of the class means),
+:math:`\Sigma_W = \frac1n\sum_i (h_i-\mu_{y_i})(h_i-\mu_{y_i})^\top`,
+:math:`\Sigma_B = \frac1C\sum_c(\mu_c-\mu_G)(\mu_c-\mu_G)^\top`, :math:`M` the (C, d) matrix of centred
+means, :math:`U` the uncentred means. Nguyen et al. (ICLR 2023, seed 000) write N for C, K for the
+samples per class and M for d; Tirer & Bruna (ICML 2022, seed 004) write K for C.
+
+Engine
+------
+:func:`collapse_metrics` makes two passes over in-memory features, ``chunk`` rows at a time:
+
+1. per-class counts, float64 sums and unit-vector sums: O(n d);
+2. centred rows :math:`r_i = h_i - \mu_{y_i}` (float64) and one product :math:`R\,[M; W]^\top` in the
+   features' precision (float32 stays float32, float64 stays float64), giving at once the NC1
+   statistic :math:`K = \sum_i (M r_i)(M r_i)^\top` (C x C, float64 accumulation), the nearest-class-
+   mean scores, the logits and the margins: O(n d C).
+
+NC1 never forms a d x d matrix when C <= d: with :math:`MM^\top = V\Lambda V^\top`,
+:math:`\operatorname{tr}(\Sigma_W\Sigma_B^\dagger)/C = \frac1n\sum_{k:\lambda_k>0} v_k^\top K v_k/\lambda_k^2`
+(exact: :math:`\Sigma_B^\dagger = C\,M^\top (MM^\top)^{\dagger 2} M`). When C > d the pass accumulates
+the d x d scatter instead (O(n d^2)) and products run against (h - mu_G) so that nothing n x C or C x C
+is held beyond a chunk/tile. Class-pair quantities are tiled (:mod:`nclab.metrics._pairwise`).
+
+Precision: every sum over samples is float64. Inner products over d run in the features' dtype
+(float16/bfloat16 are promoted to float32); for float32 input this gives about 1e-6 relative error
+in NC1 (measured in ``benchmarks/metrics.py``), for float64 input agreement with a loop-by-loop
+reference is ~1e-12.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from nclab.errors import DegenerateWarning, LabelError, ShapeError
+from nclab.metrics._pairwise import pair_statistics
+from nclab.metrics._validate import check_classifier, check_features, check_labels
+from nclab.metrics.stats import ClassMoments, _unit_rows
+
+__all__ = [
+    "collapse_metrics",
+    "metrics_from_moments",
+    "class_moments",
+    "nc1",
+    "nc1_quotient",
+    "cdnv",
+    "nc2_equinorm",
+    "nc2_equiangular",
+    "nc2_etf",
+    "nc2_of",
+    "nc3_duality",
+    "nc3_etf",
+    "nc4_ncc_mismatch",
+    "cosine_intra",
+    "cosine_inter",
+    "margins",
+    "pairwise_margins",
+    "memorization",
+    "dilation",
+    "ncc_accuracy",
+    "effective_depth",
+    "gnc2_dist_var",
+    "gnc2_log_var",
+    "unc3_var",
+    "nc5_ood",
+    "simplex_etf",
+]
+
+_DEFAULT_TILE = 2048
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
+    """Rows per chunk: keeps chunk x max(d, 2C) within about tile^2 / 2 elements."""
+    rows = (tile * tile) // (2 * max(d, 2 * C, 1))
+    return int(max(64, min(4096, rows, n)))
+
+
+# ---------------------------------------------------------------------------------------------
+# engine
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _PassResult:
+    moments: ClassMoments
+    K: torch.Tensor | None  # (C, C) = M Sigma_W M^T * n, when C <= d
+    ncc_correct: int | None
+    nc4_mismatch: int | None
+    correct: int | None
+    margin_min: float | None
+    margin_sum: float | None
+    pair_margin: torch.Tensor | None  # (C, C) directed minima A[y, c] = min_{i in y} z_iy - z_ic
+
+
+def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int):
+    n, d = H.shape
+    dev = H.device
+    count = torch.bincount(y, minlength=C).to(torch.float64)
+    sums = torch.zeros(C, d, dtype=torch.float64, device=dev)
+    unit = torch.zeros(C, d, dtype=torch.float64, device=dev)
+    for s in range(0, n, rows):
+        h64 = H[s : s + rows].to(torch.float64)
+        ys = y[s : s + rows]
+        sums.index_add_(0, ys, h64)
+        unit.index_add_(0, ys, _unit_rows(h64))
+    return count, sums / count[:, None], unit
+
+
+def _engine(
+    H: torch.Tensor,
+    y: torch.Tensor,
+    C: int,
+    W: torch.Tensor | None,
+    b: torch.Tensor | None,
+    *,
+    tile: int,
+    pairwise_limit: int,
+    want_ncc: bool = True,
+) -> _PassResult:
+    n, d = H.shape
+    dev = H.device
+    cdt = _compute_dtype(H)
+    rows = _chunk_rows(n, C, d, tile)
+    count, mean, unit = _first_pass(H, y, C, rows)
+    mu_g = mean.mean(0)
+    M = mean - mu_g
+    proj = C <= d
+    sq_dev = torch.zeros(C, dtype=torch.float64, device=dev)
+    K = torch.zeros(C, C, dtype=torch.float64, device=dev) if proj else None
+    scatter = None if proj else torch.zeros(d, d, dtype=torch.float64, device=dev)
+    has_w = W is not None
+    rhs = torch.cat([M, W]) if has_w else M  # (C or 2C, d)
+    rhs_c = rhs.to(cdt)
+    sqn_m = (M * M).sum(1)
+    if proj:
+        G_M = M @ M.T  # (C, C): ncc score of row i = 2 (Z_i + G_M[y_i]) - ||m||^2
+        if has_w:
+            UW = mean @ W.T + (b if b is not None else 0.0)  # logits = R W^T + UW[y]
+    elif has_w:
+        logit_shift = (mu_g @ W.T + (b if b is not None else 0.0)).to(cdt)
+    sqn_m_c = sqn_m.to(cdt)
+    ncc_correct = nc4_mis = correct = 0
+    mmin = math.inf
+    msum = 0.0
+    pair = None
+    if has_w and C <= pairwise_limit:
+        pair = torch.full((C, C), math.inf, dtype=torch.float64, device=dev)
+
+    for s in range(0, n, rows):
+        ys = y[s : s + rows]
+        h64 = H[s : s + rows].to(torch.float64)
+        r = h64 - mean[ys]
+        sq_dev.index_add_(0, ys, (r * r).sum(1))
+        if proj:
+            X = (r.to(cdt) @ rhs_c.T).to(torch.float64)
+            Z = X[:, :C]
+            K += Z.T @ Z
+            scores = 2.0 * (Z + G_M[ys]) - sqn_m
+            logits = X[:, C:] + UW[ys] if has_w else None
+        else:
+            scatter += r.T @ r
+            X = (h64 - mu_g).to(cdt) @ rhs_c.T
+            scores = 2.0 * X[:, :C] - sqn_m_c
+            logits = X[:, C:] + logit_shift if has_w else None
+        ncc_pred = scores.argmax(1)
+        ncc_correct += int((ncc_pred == ys).sum())
+        if has_w:
+            pred = logits.argmax(1)
+            correct += int((pred == ys).sum())
+            nc4_mis += int((pred != ncc_pred).sum())
+            zy = logits.gather(1, ys[:, None])
+            diff = zy - logits  # (b, C): own logit minus each logit
+            others = diff.scatter(1, ys[:, None], math.inf)
+            m = others.min(1).values.to(torch.float64)
+            mmin = min(mmin, float(m.min()))
+            msum += float(m.sum())
+            if pair is not None:
+                pair.scatter_reduce_(0, ys[:, None].expand_as(others), others.to(torch.float64), "amin")
+
+    moments = ClassMoments(count=count, mean=mean, sq_dev=sq_dev, unit_sum=unit, scatter=scatter)
+    return _PassResult(
+        moments=moments,
+        K=K,
+        ncc_correct=ncc_correct if want_ncc else None,
+        nc4_mismatch=nc4_mis if has_w else None,
+        correct=correct if has_w else None,
+        margin_min=mmin if has_w else None,
+        margin_sum=msum if has_w else None,
+        pair_margin=pair,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics from moments
+# ---------------------------------------------------------------------------------------------
+def _nc1_value(M: torch.Tensor, n: int, *, K: torch.Tensor | None = None, scatter: torch.Tensor | None = None) -> float:
+    """tr(Sigma_W pinv(Sigma_B)) / C from the centred means and either K = M S M^T or the scatter S."""
+    C, d = M.shape
+    if K is None and C <= d:
+        K = M @ scatter @ M.T
+    if K is not None:
+        lam, V = torch.linalg.eigh(M @ M.T)
+        tol = max(C, d) * torch.finfo(torch.float64).eps * float(lam.max().clamp_min(0))
+        keep = lam > tol
+        if not bool(keep.any()):
+            return math.nan
+        lam, V = lam[keep], V[:, keep]
+        quad = ((V.T @ K) * V.T).sum(1)  # v_k^T K v_k
+        return float((quad / lam**2).sum()) / n
+    sigma_b = M.T @ M / C
+    mu, Q = torch.linalg.eigh(sigma_b)
+    tol = d * torch.finfo(torch.float64).eps * float(mu.max().clamp_min(0))
+    keep = mu > tol
+    if not bool(keep.any()):
+        return math.nan
+    mu, Q = mu[keep], Q[:, keep]
+    quad = ((Q.T @ (scatter / n)) * Q.T).sum(1)
+    return float((quad / mu).sum()) / C
+
+
+def _equinorm(rows: torch.Tensor) -> float:
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    mean = float(norms.mean())
+    return float(norms.std(unbiased=False)) / mean if mean > 0 else math.nan
+
+
+def metrics_from_moments(
+    moments: ClassMoments,
+    *,
+    weights: torch.Tensor | None = None,
+    K: torch.Tensor | None = None,
+    tile: int = _DEFAULT_TILE,
+    cdnv_exponent: float = 1.0,
+) -> dict[str, float]:
+    """Every metric that depends on the per-class moments only (and on W): no per-sample pass.
+
+    Needs ``moments.scatter`` (or the projected statistic ``K``) for NC1.
+    """
+    C, d = moments.num_classes, moments.dim
+    n = moments.num_samples
+    mean = moments.mean
+    mu_g = mean.mean(0)
+    M = mean - mu_g
+    count = moments.count
+    var = moments.sq_dev / count
+    out: dict[str, float] = {}
+    tr_b = float((M * M).sum()) / C
+    if tr_b == 0.0:
+        out["nc1"] = math.nan
+        out["nc1_quotient"] = math.nan
+    else:
+        if K is not None or moments.scatter is not None:
+            out["nc1"] = _nc1_value(M, n, K=K, scatter=moments.scatter)
+        out["nc1_quotient"] = float(moments.sq_dev.sum()) / n / tr_b
+    unit_mean = moments.unit_sum / count[:, None]
+    out.update(
+        pair_statistics(M, mu_g, var, unit_mean, weights, tile=tile, cdnv_exponent=cdnv_exponent)
+    )
+    out["nc2_equinorm"] = _equinorm(M)
+    intra = (unit_mean * unit_mean).sum(1)
+    out["cosine_intra_min"] = float(intra.min())
+    out["cosine_intra_mean"] = float(intra.mean())
+    if weights is not None:
+        W = weights
+        out["nc2_equinorm_w"] = _equinorm(W)
+        fw, fm = float(torch.linalg.matrix_norm(W)), float(torch.linalg.matrix_norm(M))
+        if fw > 0 and fm > 0:
+            out["nc3_duality"] = float(torch.linalg.matrix_norm(W / fw - M / fm) ** 2)
+        else:
+            out["nc3_duality"] = math.nan
+        out["unc3_var"] = float(((W * M).sum(1)).var(unbiased=True))
+    # order keys as documented
+    return out
+
+
+def class_moments(features, labels, *, num_classes: int | None = None, tile: int = _DEFAULT_TILE) -> ClassMoments:
+    """Per-class moments of in-memory features (two passes, no d x d scatter when C <= d)."""
+    H, y, C = _prepare(features, labels, num_classes)
+    return _engine(H, y, C, None, None, tile=tile, pairwise_limit=0).moments
+
+
+def _prepare(features, labels, num_classes):
+    H = check_features(features)
+    y, C = check_labels(labels, H.shape[0], num_classes, device=H.device)
+    return H, y, C
+
+
+# ---------------------------------------------------------------------------------------------
+# the full metric set
+# ---------------------------------------------------------------------------------------------
+def collapse_metrics(
+    features,
+    labels,
+    *,
+    weights=None,
+    bias=None,
+    num_classes: int | None = None,
+    test_features=None,
+    test_labels=None,
+    true_labels=None,
+    ood_features=None,
+    tile: int = _DEFAULT_TILE,
+    pairwise_limit: int = 2048,
+    cdnv_exponent: float = 1.0,
+) -> dict[str, float]:
+    r"""Every neural-collapse metric of a feature matrix, in two passes over it.
+
+    Parameters
+    ----------
+    features : Tensor or ndarray of shape (n, d)
+        Training features (any float dtype; statistics accumulate in float64).
+    labels : Tensor or ndarray of shape (n,)
+        The labels the model was trained on (observed labels under label noise).
+    weights : Tensor of shape (C, d), optional
+        Last-layer classifier; enables NC2/NC3 of W, NC4, accuracy and margins.
+    bias : Tensor of shape (C,), optional
+    num_classes : int, optional
+        Default: ``labels.max() + 1``. Every class needs at least one sample.
+    test_features, test_labels : optional
+        Test features with their true labels: enable ``dilation`` (NC1 of the test features) and,
+        with ``true_labels``, ``memorization``.
+    true_labels : Tensor of shape (n,), optional
+        Clean labels of the training samples (label-noise experiments).
+    ood_features : Tensor of shape (m, d), optional
+        Out-of-distribution features: enables ``nc5_ood``.
+    tile : int, default=2048
+        Block size of class-pair computations (memory O(tile^2)).
+    pairwise_limit : int, default=2048
+        Pairwise margins gamma_{y,y'} (a C x C matrix) are formed only for C up to this.
+    cdnv_exponent : float, default=1.0
+        CDNV denominator is ``(||mu_c - mu_c'||^2) ** cdnv_exponent``.
+
+    Returns
+    -------
+    dict of str to float
+        Keys: ``nc1, nc1_quotient, cdnv, nc2_equinorm, nc2_equiangular, nc2_etf, nc2_of,
+        gnc2_dist_var, gnc2_log_var, cosine_intra_min, cosine_intra_mean, cosine_inter_max,
+        ncc_accuracy``; with ``weights``: ``nc2_equinorm_w, nc2_equiangular_w, nc2_etf_w, nc2_of_w,
+        nc3_duality, nc3_etf, unc3_var, nc4_ncc_mismatch, accuracy, margin_min, margin_mean`` and,
+        for C <= pairwise_limit, ``margin_normalized_min``; with test data: ``dilation``,
+        ``memorization``, ``memorization_mean``, ``noisy_fraction``; with OoD data: ``nc5_ood``.
+
+    Notes
+    -----
+    Time O(n d C) (+ O(n d^2) when C > d) + O(C^2 d) for class pairs; memory O(C d + tile^2 + d^2).
+    """
+    H, y, C = _prepare(features, labels, num_classes)
+    n, d = H.shape
+    W, b = check_classifier(weights, bias, C, d, device=H.device)
+    res = _engine(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit)
+    out = metrics_from_moments(res.moments, weights=W, K=res.K, tile=tile, cdnv_exponent=cdnv_exponent)
+    out["ncc_accuracy"] = res.ncc_correct / n
+    if W is not None:
+        out["nc4_ncc_mismatch"] = res.nc4_mismatch / n
+        out["accuracy"] = res.correct / n
+        out["margin_min"] = res.margin_min
+        out["margin_mean"] = res.margin_sum / n
+        if res.pair_margin is not None:
+            out["margin_normalized_min"] = _normalized_pair_min(res.pair_margin, W)
+    if test_features is not None or test_labels is not None:
+        if test_features is None or test_labels is None:
+            raise ShapeError("pass both test_features and test_labels (the test set's true labels).")
+        Ht = check_features(test_features, "test_features", dim=d)
+        yt, _ = check_labels(test_labels, Ht.shape[0], C, "test_labels", device=Ht.device)
+        res_t = _engine(Ht, yt, C, None, None, tile=tile, pairwise_limit=0, want_ncc=False)
+        mt = res_t.moments
+        out["dilation"] = _nc1_value(mt.mean - mt.mean.mean(0), mt.num_samples, K=res_t.K, scatter=mt.scatter)
+        if true_labels is not None:
+            yt_true, _ = check_labels(true_labels, n, C, "true_labels", device=H.device, require_all=False)
+            out.update(_memorization_values(H, y, yt_true, mt.mean.to(H.device)))
+    elif true_labels is not None:
+        raise ShapeError("memorization needs test_features and test_labels beside true_labels.")
+    if ood_features is not None:
+        Ho = check_features(ood_features, "ood_features", dim=d)
+        out["nc5_ood"] = _nc5(res.moments.mean, Ho)
+    return out
+
+
+def _normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
+    """min over y != y' of gamma_{y,y'} / ||w_y - w_y'||, gamma = min(A, A^T)."""
+    gamma = torch.minimum(A, A.T)
+    dw = torch.cdist(W, W)
+    off = ~torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
+    g = gamma[off]
+    dd = dw[off]
+    finite = torch.isfinite(g)
+    if not bool(finite.any()):
+        return math.nan
+    return float((g[finite] / dd[finite]).min())
+
+
+def _memorization_values(H, y_obs, y_true, test_means) -> dict[str, float]:
+    noisy = (y_obs != y_true).nonzero().flatten()
+    out = {"noisy_fraction": noisy.numel() / H.shape[0]}
+    if noisy.numel() == 0:
+        out["memorization"] = 0.0
+        return out
+    total = 0.0
+    for s in range(0, noisy.numel(), 8192):
+        idx = noisy[s : s + 8192]
+        diff = H[idx].to(torch.float64) - test_means[y_true[idx]]
+        total += float(torch.linalg.vector_norm(diff, dim=1).sum())
+    out["memorization"] = total
+    out["memorization_mean"] = total / noisy.numel()
+    return out
+
+
+def _nc5(mean: torch.Tensor, Ho: torch.Tensor) -> float:
+    mu_ood = Ho.to(torch.float64).mean(0).to(mean.device)
+    nm = torch.linalg.vector_norm(mean, dim=1)
+    no = float(torch.linalg.vector_norm(mu_ood))
+    if no == 0 or bool((nm == 0).any()):
+        return math.nan
+    return float(((mean @ mu_ood) / (nm * no)).abs().mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# single metrics (thin front doors over the same kernels)
+# ---------------------------------------------------------------------------------------------
+def _moment_metric(features, labels, key, num_classes, weights=None, **kw) -> float:
+    H, y, C = _prepare(features, labels, num_classes)
+    W, _ = check_classifier(weights, None, C, H.shape[1], device=H.device)
+    res = _engine(H, y, C, None, None, tile=kw.pop("tile", _DEFAULT_TILE), pairwise_limit=0)
+    return metrics_from_moments(res.moments, weights=W, K=res.K, **kw)[key]
+
+
+def nc1(features, labels, *, num_classes: int | None = None) -> float:
+    r"""NC1, within-class variability relative to the between-class spread.
+
+    .. math:: \mathcal{NC}_1 = \tfrac{1}{C}\operatorname{tr}(\Sigma_W \Sigma_B^{\dagger})
+
+    Source: Papyan, Han & Donoho (2020); Nguyen et al. (ICLR 2023) eq. (2); Tirer & Bruna (2022) eq. (26).
+
+    Notes
+    -----
+    O(n d C) time and O(C d + C^2) memory when C <= d (works in the span of the centred means);
+    O(n d^2) and O(d^2) when C > d.
+
+    Examples
+    --------
+    >>> import torch
+    >>> nc1(torch.eye(3).repeat(4, 1), torch.arange(3).repeat(4))
+    0.0
+    """
+    return _moment_metric(features, labels, "nc1", num_classes)
+
+
+def nc1_quotient(features, labels, *, num_classes: int | None = None) -> float:
+    r"""tr(Sigma_W) / tr(Sigma_B) (Tirer, Huang & Niles-Weed, ICML 2023). O(n d)."""
+    return _moment_metric(features, labels, "nc1_quotient", num_classes)
+
+
+def cdnv(features, labels, *, num_classes: int | None = None, exponent: float = 1.0) -> float:
+    r"""Class-distance normalised variance (Galanti et al., 2022), averaged over class pairs.
+
+    .. math:: \frac{2}{C(C-1)}\sum_{c<c'} \frac{\mathrm{Var}_c+\mathrm{Var}_{c'}}{2\,(\|\mu_c-\mu_{c'}\|^2)^{p}},
+       \quad \mathrm{Var}_c = \frac{1}{n_c}\sum_{y_i=c}\|h_i-\mu_c\|^2
+
+    ``exponent`` is p (default 1: the squared distance). O(n d + C^2 d), tiled over class pairs.
+    """
+    return _moment_metric(features, labels, "cdnv", num_classes, cdnv_exponent=exponent)
+
+
+def nc2_equinorm(features, labels, *, weights=None, num_classes: int | None = None) -> dict[str, float]:
+    r"""Equinorm: std/mean (population std) of :math:`\|\mu_c-\mu_G\|` and, given W, of :math:`\|w_c\|`."""
+    H, y, C = _prepare(features, labels, num_classes)
+    W, _ = check_classifier(weights, None, C, H.shape[1], device=H.device)
+    m = _first_pass(H, y, C, _chunk_rows(H.shape[0], C, H.shape[1], _DEFAULT_TILE))[1]
+    out = {"means": _equinorm(m - m.mean(0))}
+    if W is not None:
+        out["weights"] = _equinorm(W)
+    return out
+
+
+def nc2_equiangular(features, labels, *, num_classes: int | None = None) -> float:
+    r"""Mean over class pairs of :math:`|\cos(\mu_c-\mu_G, \mu_{c'}-\mu_G) + 1/(C-1)|`. O(C^2 d), tiled."""
+    return _moment_metric(features, labels, "nc2_equiangular", num_classes)
+
+
+def _etf_distance(A: torch.Tensor, kind: str) -> float:
+    C = A.shape[0]
+    fro = float(torch.linalg.matrix_norm(A))
+    if fro == 0:
+        return math.nan
+    if kind == "etf":
+        E = (torch.eye(C, dtype=A.dtype, device=A.device) - 1.0 / C) / math.sqrt(C - 1)
+    else:
+        E = torch.eye(C, dtype=A.dtype, device=A.device) / math.sqrt(C)
+    return float(torch.linalg.matrix_norm(A / fro - E))
+
+
+def _rows(x, name) -> torch.Tensor:
+    return check_features(x, name).to(torch.float64)
+
+
+def nc2_etf(features, labels=None, *, num_classes: int | None = None) -> float:
+    r"""Distance of the Gram matrix of the centred means to a simplex ETF (Tirer & Bruna, eq. 27):
+
+    .. math:: \Big\| \frac{MM^\top}{\|MM^\top\|_F} - \frac{I_C - \frac1C 1 1^\top}{\sqrt{C-1}} \Big\|_F
+
+    With ``labels=None``, ``features`` are taken as the (C, d) rows themselves (e.g. a classifier W,
+    used uncentred, as in Tirer & Bruna's NC2 of W).
+    """
+    if labels is None:
+        return _etf_distance(_gram(_rows(features, "rows")), "etf")
+    return _moment_metric(features, labels, "nc2_etf", num_classes)
+
+
+def nc2_of(features, labels=None, *, num_classes: int | None = None) -> float:
+    r"""Distance of the Gram matrix of the UNcentred means U to an orthogonal frame:
+
+    .. math:: \Big\| \frac{UU^\top}{\|UU^\top\|_F} - \frac{I_C}{\sqrt{C}} \Big\|_F
+
+    (collapse of the positive-feature model, Nguyen et al. Def. 3.1, and of bias-free MSE, Tirer &
+    Bruna Thm 3.1). With ``labels=None``, ``features`` are the (C, d) rows themselves.
+    """
+    if labels is None:
+        return _etf_distance(_gram(_rows(features, "rows")), "of")
+    return _moment_metric(features, labels, "nc2_of", num_classes)
+
+
+def _gram(A: torch.Tensor) -> torch.Tensor:
+    return A @ A.T
+
+
+def nc3_duality(features, labels, weights, *, num_classes: int | None = None) -> float:
+    r""":math:`\| W/\|W\|_F - M/\|M\|_F \|_F^2` (Papyan et al. 2020; Nguyen et al. NC3). O(n d + C d)."""
+    return _moment_metric(features, labels, "nc3_duality", num_classes, weights=weights)
+
+
+def nc3_etf(features, labels, weights, *, num_classes: int | None = None) -> float:
+    r""":math:`\| WM^\top/\|WM^\top\|_F - (I - \frac1C 11^\top)/\sqrt{C-1} \|_F` (Tirer & Bruna eq. 28)."""
+    return _moment_metric(features, labels, "nc3_etf", num_classes, weights=weights)
+
+
+def nc4_ncc_mismatch(features, labels, weights, bias=None, *, num_classes: int | None = None) -> float:
+    r"""Fraction of samples where :math:`\arg\max_c (Wh+b)_c \ne \arg\min_c \|h-\mu_c\|` (Papyan et al. NC4).
+
+    O(n d C) time, O(chunk x C) memory. Ties go to the lowest class index in both rules.
+    """
+    return collapse_metrics(features, labels, weights=weights, bias=bias, num_classes=num_classes)[
+        "nc4_ncc_mismatch"
+    ]
+
+
+def ncc_accuracy(features, labels, *, num_classes: int | None = None) -> float:
+    """Accuracy of the nearest-class-centre rule with the class means of ``features`` itself."""
+    H, y, C = _prepare(features, labels, num_classes)
+    res = _engine(H, y, C, None, None, tile=_DEFAULT_TILE, pairwise_limit=0)
+    return res.ncc_correct / H.shape[0]
+
+
+def effective_depth(layer_features: Sequence[Any], labels, *, eps: float = 0.01, num_classes: int | None = None) -> int:
+    r""":math:`\epsilon`-effective depth (Galanti et al. 2022; Pan 2023, Def. 3.2.2).
+
+    The smallest 1-based layer index i whose nearest-class-centre error on ``layer_features[i-1]``
+    is at most ``eps``; ``len(layer_features)`` when no layer reaches it.
+    """
+    if not len(layer_features):
+        raise ShapeError("layer_features is empty; pass one (n, d_l) feature matrix per layer.")
+    for i, h in enumerate(layer_features, start=1):
+        if 1.0 - ncc_accuracy(h, labels, num_classes=num_classes) <= eps:
+            return i
+    return len(layer_features)
+
+
+def cosine_intra(features, labels, *, num_classes: int | None = None) -> torch.Tensor:
+    r"""Per class, the mean over ordered pairs (i, j), i = j included, of :math:`\cos(h_{ci}, h_{cj})`
+    (Pan 2023, Sec. 2.2), computed in O(n d) as :math:`\|\sum_i \hat h_{ci}\|^2 / n_c^2`. Returns (C,)."""
+    H, y, C = _prepare(features, labels, num_classes)
+    count, _, unit = _first_pass(H, y, C, _chunk_rows(H.shape[0], C, H.shape[1], _DEFAULT_TILE))
+    um = unit / count[:, None]
+    return (um * um).sum(1)
+
+
+def cosine_inter(features, labels, *, num_classes: int | None = None) -> torch.Tensor:
+    r"""(C, C) matrix of mean cosines between samples of classes c and c' (Pan 2023), O(n d + C^2 d).
+
+    Forms a C x C matrix: for many classes use ``collapse_metrics(...)["cosine_inter_max"]``."""
+    H, y, C = _prepare(features, labels, num_classes)
+    count, _, unit = _first_pass(H, y, C, _chunk_rows(H.shape[0], C, H.shape[1], _DEFAULT_TILE))
+    um = unit / count[:, None]
+    return um @ um.T
+
+
+def margins(features, labels, weights, bias=None) -> torch.Tensor:
+    r"""Per-sample margins :math:`z_{y_i} - \max_{c\ne y_i} z_c` with :math:`z = Wh + b`. Returns (n,).
+
+    ``margins(...).min()`` is :math:`p_{\min}` of seed 002 Thm 4.1 (with b = 0)."""
+    H = check_features(features)
+    y, C = check_labels(labels, H.shape[0], None if weights is None else len(weights), device=H.device, require_all=False)
+    W, b = check_classifier(weights, bias, C, H.shape[1], device=H.device)
+    out = torch.empty(H.shape[0], dtype=torch.float64, device=H.device)
+    rows = _chunk_rows(H.shape[0], C, H.shape[1], _DEFAULT_TILE)
+    for s in range(0, H.shape[0], rows):
+        z = H[s : s + rows].to(torch.float64) @ W.T
+        if b is not None:
+            z = z + b
+        ys = y[s : s + rows]
+        diff = z.gather(1, ys[:, None]) - z
+        out[s : s + rows] = diff.scatter(1, ys[:, None], math.inf).min(1).values
+    return out
+
+
+def pairwise_margins(features, labels, weights, bias=None, *, normalized: bool = False) -> torch.Tensor:
+    r"""Pairwise margins :math:`\gamma_{y,y'}` of seed 002 Def. 4.3, a symmetric (C, C) matrix:
+
+    .. math:: \gamma_{y,y'} = \min\Big(\min_{i: y_i=y} (z_{iy}-z_{iy'}),\ \min_{i: y_i=y'} (z_{iy'}-z_{iy})\Big)
+
+    (NaN on the diagonal); with ``normalized=True`` divided by :math:`\|w_y - w_{y'}\|` (Remark 4.9).
+    """
+    H = check_features(features)
+    C = len(weights)
+    y, C = check_labels(labels, H.shape[0], C, device=H.device, require_all=False)
+    W, b = check_classifier(weights, bias, C, H.shape[1], device=H.device)
+    res = _engine(H, y, C, W, b, tile=_DEFAULT_TILE, pairwise_limit=C) if bool(
+        (torch.bincount(y, minlength=C) > 0).all()
+    ) else None
+    if res is None:
+        raise LabelError("pairwise_margins needs at least one sample of every class.")
+    gamma = torch.minimum(res.pair_margin, res.pair_margin.T)
+    if normalized:
+        gamma = gamma / torch.cdist(W, W)
+    gamma.fill_diagonal_(math.nan)
+    return gamma
+
+
+def memorization(train_features, observed_labels, true_labels, test_features, test_labels, *, num_classes: int | None = None) -> dict[str, float]:
+    r"""Memorization of Nguyen et al. (ICLR 2023) eq. (3):
+
+    .. math:: \mathrm{mem} = \sum_{i:\ \tilde y_i \ne y_i} \|h_i - \mu^{test}_{y_i}\|
+
+    over the training samples whose observed label differs from the true one, with the test-set class
+    means. Returns ``{"memorization", "memorization_mean", "noisy_fraction"}``. O((n + n_test) d).
+    """
+    H = check_features(train_features, "train_features")
+    yo, C = check_labels(observed_labels, H.shape[0], num_classes, "observed_labels", device=H.device, require_all=False)
+    yt, _ = check_labels(true_labels, H.shape[0], C, "true_labels", device=H.device, require_all=False)
+    Ht = check_features(test_features, "test_features", dim=H.shape[1])
+    ytest, _ = check_labels(test_labels, Ht.shape[0], C, "test_labels", device=Ht.device)
+    test_means = _first_pass(Ht, ytest, C, 4096)[1].to(H.device)
+    return _memorization_values(H, yo, yt, test_means)
+
+
+def dilation(test_features, test_labels, *, num_classes: int | None = None) -> float:
+    """Dilation of Nguyen et al.: NC1 of the test features with their true labels."""
+    return nc1(test_features, test_labels, num_classes=num_classes)
+
+
+def gnc2_dist_var(features, labels, *, num_classes: int | None = None) -> float:
+    r"""Hyperspherical uniformity (Liu et al. 2023): population variance over class pairs of
+    :math:`\|\hat m_a - \hat m_b\|`, :math:`\hat m_c = (\mu_c-\mu_G)/\|\mu_c-\mu_G\|`. Tiled, O(C^2 d)."""
+    return _moment_metric(features, labels, "gnc2_dist_var", num_classes)
+
+
+def gnc2_log_var(features, labels, *, num_classes: int | None = None) -> float:
+    r"""Population variance over class pairs of :math:`\log(1/\|\hat m_a - \hat m_b\|)` (Liu et al. 2023)."""
+    return _moment_metric(features, labels, "gnc2_log_var", num_classes)
+
+
+def unc3_var(features, labels, weights, *, num_classes: int | None = None) -> float:
+    r"""Uniform duality (Wu & Papyan 2024): unbiased variance over classes of :math:`\langle w_c, \mu_c-\mu_G\rangle`."""
+    return _moment_metric(features, labels, "unc3_var", num_classes, weights=weights)
+
+
+def nc5_ood(features, labels, ood_features, *, num_classes: int | None = None) -> float:
+    r"""NC5 (Ammar et al. 2024): mean over classes of :math:`|\cos(\mu_c, \mu_G^{ood})|` with uncentred
+    class means and the mean of the out-of-distribution features."""
+    H, y, C = _prepare(features, labels, num_classes)
+    Ho = check_features(ood_features, "ood_features", dim=H.shape[1])
+    mean = _first_pass(H, y, C, 4096)[1]
+    return _nc5(mean, Ho)
+
+
+def simplex_etf(num_classes: int, dim: int | None = None, *, dtype=torch.float64, generator=None) -> torch.Tensor:
+    r"""Rows of a simplex ETF: (C, d) with unit rows and pairwise cosine -1/(C-1).
+
+    ``dim`` defaults to C; for dim >= C a random orthonormal embedding (seeded by ``generator``) is
+    used when given, else the canonical one :math:`\sqrt{C/(C-1)}(I - \frac1C 11^\top)` padded with zeros.
+    """
+    C = num_classes
+    d = C if dim is None else dim
+    if d < C - 1:
+        raise ShapeError(f"a simplex ETF of {C} classes needs dim >= {C - 1}; got {d}.")
+    E = math.sqrt(C / (C - 1)) * (torch.eye(C, dtype=dtype) - 1.0 / C)
+    if d == C - 1:
+        # drop the all-ones direction: express E in an orthonormal basis of 1^perp
+        Q, _ = torch.linalg.qr(torch.cat([torch.ones(C, 1, dtype=dtype), torch.eye(C, dtype=dtype)[:, : C - 1]], 1))
+        return E @ Q[:, 1:]
+    if generator is not None:
+        Q, _ = torch.linalg.qr(torch.randn(d, C, dtype=dtype, generator=generator))
+        return E @ Q.T
+    out = torch.zeros(C, d, dtype=dtype)
+    out[:, :C] = E
+    return out

@@ -1,0 +1,175 @@
+r"""Collapse metrics fed batch by batch, alongside an evaluation forward pass.
+
+:class:`CollapseTracker` has two modes:
+
+* ``keep_features=True`` (default): the batches' features are kept (n x d, in their own dtype, on
+  their device) and :meth:`CollapseTracker.compute` runs the exact two-pass engine of
+  :func:`~nclab.metrics.collapse_metrics` over them. This is the only way to get NC4 / nearest-class-
+  centre accuracy from a single forward pass: the NCC rule compares every sample with the *final*
+  class means, which are unknown while the pass runs, and no statistic of bounded size determines
+  argmin_c ||h_i - mu_c|| for every i.
+* ``keep_features=False``: memory O(C d + d^2), independent of n. Everything is computed from the
+  streaming :class:`~nclab.metrics.ClassStats` (NC1 from the accumulated d x d scatter) plus what the
+  classifier gives per batch (accuracy, margins, pairwise margins); NC4 and ncc_accuracy are then
+  absent, and memorization is available when the test class means are passed in advance
+  (``reference_means``, e.g. from a tracker run over the test set first).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from nclab.errors import ShapeError
+from nclab.metrics._validate import check_classifier, check_features, check_labels
+from nclab.metrics.functional import _normalized_pair_min, collapse_metrics, metrics_from_moments
+from nclab.metrics.stats import ClassStats
+
+__all__ = ["CollapseTracker"]
+
+
+class CollapseTracker:
+    """Accumulate features batch by batch and compute every collapse metric at the end.
+
+    Parameters
+    ----------
+    num_classes : int
+    weights : Tensor of shape (C, d), optional
+    bias : Tensor of shape (C,), optional
+    keep_features : bool, default=True
+        See the module docstring: exact NC4 needs the features; False gives O(d^2 + C d) memory.
+    reference_means : Tensor of shape (C, d), optional
+        Test-set class means for streaming memorization (``keep_features=False``).
+    pairwise_limit : int, default=2048
+
+    Examples
+    --------
+    >>> import torch
+    >>> tr = CollapseTracker(3)
+    >>> for _ in range(2):
+    ...     _ = tr.update(torch.eye(3).repeat(2, 1), torch.arange(3).repeat(2))
+    >>> tr.compute()["nc1"]
+    0.0
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        weights=None,
+        bias=None,
+        keep_features: bool = True,
+        reference_means=None,
+        pairwise_limit: int = 2048,
+        tile: int = 2048,
+    ) -> None:
+        self.num_classes = num_classes
+        self._weights = weights
+        self._bias = bias
+        self.keep_features = keep_features
+        self.pairwise_limit = pairwise_limit
+        self.tile = tile
+        self._reference_means = reference_means
+        self.reset()
+
+    def reset(self) -> "CollapseTracker":
+        self._feats: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+        self._true: list[torch.Tensor] = []
+        self._stats = ClassStats(self.num_classes, track_scatter=True)
+        self._W = self._b = None
+        self._n = 0
+        self._correct = 0
+        self._mmin = math.inf
+        self._msum = 0.0
+        self._pair = None
+        self._mem = 0.0
+        self._noisy = 0
+        return self
+
+    def update(self, features, labels, true_labels=None) -> "CollapseTracker":
+        """Add a batch of features (b, d) with their labels (b,) and optional clean labels (b,)."""
+        h = check_features(features)
+        y, _ = check_labels(labels, h.shape[0], self.num_classes, device=h.device, require_all=False)
+        t = None
+        if true_labels is not None:
+            t, _ = check_labels(true_labels, h.shape[0], self.num_classes, "true_labels", device=h.device, require_all=False)
+        if self.keep_features:
+            self._feats.append(h)
+            self._labels.append(y)
+            if t is not None:
+                self._true.append(t)
+            elif self._true:
+                raise ShapeError("true_labels were given for some batches but not for this one.")
+            return self
+        self._stats.update(h, y)
+        if self._weights is not None:
+            if self._W is None:
+                self._W, self._b = check_classifier(self._weights, self._bias, self.num_classes, h.shape[1], device=h.device)
+            z = h.to(torch.float64) @ self._W.T
+            if self._b is not None:
+                z = z + self._b
+            self._correct += int((z.argmax(1) == y).sum())
+            diff = (z.gather(1, y[:, None]) - z).scatter(1, y[:, None], math.inf)
+            m = diff.min(1).values
+            self._mmin = min(self._mmin, float(m.min()))
+            self._msum += float(m.sum())
+            if self.num_classes <= self.pairwise_limit:
+                if self._pair is None:
+                    self._pair = torch.full((self.num_classes,) * 2, math.inf, dtype=torch.float64, device=h.device)
+                self._pair.scatter_reduce_(0, y[:, None].expand_as(diff), diff, "amin")
+        if t is not None and self._reference_means is not None:
+            ref = torch.as_tensor(self._reference_means, dtype=torch.float64, device=h.device)
+            noisy = (t != y).nonzero().flatten()
+            self._noisy += noisy.numel()
+            if noisy.numel():
+                self._mem += float(torch.linalg.vector_norm(h[noisy].to(torch.float64) - ref[t[noisy]], dim=1).sum())
+        self._n += h.shape[0]
+        return self
+
+    @property
+    def features(self) -> torch.Tensor:
+        """The kept features (only with ``keep_features=True``)."""
+        if not self.keep_features:
+            raise ShapeError("this tracker does not keep features (keep_features=False).")
+        return torch.cat(self._feats)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.cat(self._labels)
+
+    def compute(self, **extra) -> dict[str, float]:
+        """Every metric of what was seen; ``extra`` (e.g. ``test_features``, ``test_labels``,
+        ``ood_features``) is forwarded to :func:`~nclab.metrics.collapse_metrics`."""
+        if self.keep_features:
+            if not self._feats:
+                raise ShapeError("CollapseTracker has seen no batch; call update() first.")
+            true = torch.cat(self._true) if self._true else None
+            if true is not None and "test_features" not in extra:
+                extra = dict(extra)
+            return collapse_metrics(
+                self.features,
+                self.labels,
+                weights=self._weights,
+                bias=self._bias,
+                num_classes=self.num_classes,
+                true_labels=true if "test_features" in extra else None,
+                tile=self.tile,
+                pairwise_limit=self.pairwise_limit,
+                **extra,
+            )
+        W = None
+        if self._weights is not None:
+            W = self._W
+        out = metrics_from_moments(self._stats.compute(), weights=W, tile=self.tile)
+        if W is not None:
+            out["accuracy"] = self._correct / self._n
+            out["margin_min"] = self._mmin
+            out["margin_mean"] = self._msum / self._n
+            if self._pair is not None:
+                out["margin_normalized_min"] = _normalized_pair_min(self._pair, W)
+        if self._reference_means is not None and self._noisy:
+            out["memorization"] = self._mem
+            out["memorization_mean"] = self._mem / self._noisy
+        return out

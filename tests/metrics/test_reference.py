@@ -1,0 +1,88 @@
+"""Every metric of collapse_metrics against loop-by-loop float64 references (1e-8 relative)."""
+
+import math
+
+import pytest
+import torch
+
+from nclab.metrics import collapse_metrics
+
+from ._reference import ref_all
+from .conftest import make_data, to_np
+
+CASES = [
+    dict(C=3, d=5, n_per=10),  # C < d: projected NC1
+    dict(C=6, d=4, n_per=8),  # C > d: d-space NC1
+    dict(C=5, d=5, n_per=7),  # C == d
+    dict(C=2, d=3, n_per=9),  # binary
+]
+
+
+def _compare(got, want, rtol=1e-8, atol=1e-10):
+    missing = set(want) - set(got)
+    assert not missing, f"metrics missing: {missing}"
+    for k, v in want.items():
+        assert math.isclose(got[k], v, rel_tol=rtol, abs_tol=atol), f"{k}: got {got[k]!r}, want {v!r}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"C{c['C']}d{c['d']}")
+@pytest.mark.parametrize("tile", [2048, 2])
+def test_all_metrics_match_reference(case, tile):
+    D = make_data(**case, with_test=True)
+    got = collapse_metrics(
+        D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"], test_labels=D["yt"],
+        true_labels=D["ytrue"], ood_features=D["Hood"], tile=tile,
+    )
+    want = ref_all(
+        to_np(D["H"]), to_np(D["yobs"]).astype(int), D["C"], to_np(D["W"]), to_np(D["b"]),
+        to_np(D["Ht"]), to_np(D["yt"]).astype(int), to_np(D["ytrue"]).astype(int), to_np(D["Hood"]),
+    )
+    _compare(got, want)
+
+
+def test_without_classifier_has_no_classifier_keys():
+    D = make_data()
+    got = collapse_metrics(D["H"], D["y"])
+    want = ref_all(to_np(D["H"]), to_np(D["y"]).astype(int), D["C"])
+    _compare(got, want)
+    for k in ("nc3_duality", "nc4_ncc_mismatch", "margin_min", "memorization", "dilation", "nc5_ood"):
+        assert k not in got
+
+
+def test_bias_free_margins():
+    D = make_data(bias=False)
+    got = collapse_metrics(D["H"], D["y"], weights=D["W"])
+    want = ref_all(to_np(D["H"]), to_np(D["y"]).astype(int), D["C"], to_np(D["W"]))
+    _compare(got, want)
+
+
+def test_pairwise_limit_drops_only_the_normalized_margin():
+    D = make_data(C=5)
+    got = collapse_metrics(D["H"], D["y"], weights=D["W"], pairwise_limit=4)
+    assert "margin_normalized_min" not in got and "margin_min" in got
+
+
+def test_float32_input_close_to_float64():
+    D = make_data(C=4, d=16, n_per=50)
+    g64 = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"])
+    g32 = collapse_metrics(D["H"].float(), D["y"], weights=D["W"], bias=D["b"])
+    for k in ("nc1", "cdnv", "nc2_etf", "nc3_etf", "margin_min"):
+        assert math.isclose(g32[k], g64[k], rel_tol=1e-5), k
+
+
+def test_cdnv_exponent():
+    from nclab.metrics import cdnv
+
+    from ._reference import ref_cdnv
+
+    D = make_data()
+    assert math.isclose(cdnv(D["H"], D["y"], exponent=0.5), ref_cdnv(to_np(D["H"]), to_np(D["y"]).astype(int), D["C"], 0.5), rel_tol=1e-10)
+
+
+def test_large_class_count_tiled_equals_untiled():
+    # C > d and C > tile: the d-space Frobenius norms and block loops must agree with one block
+    D = make_data(C=40, d=8, n_per=3, noise=0.3)
+    a = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], tile=7)
+    b = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], tile=4096)
+    for k, v in b.items():
+        assert math.isclose(a[k], v, rel_tol=1e-9, abs_tol=1e-12), k
