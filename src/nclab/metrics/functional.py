@@ -75,6 +75,20 @@ __all__ = [
 
 _DEFAULT_TILE = 2048
 
+#: Canonical order of the keys returned by :func:`collapse_metrics`.
+METRIC_ORDER = (
+    "nc1", "nc1_quotient", "cdnv", "nc2_equinorm", "nc2_equinorm_w", "nc2_equiangular",
+    "nc2_equiangular_w", "nc2_etf", "nc2_of", "nc2_etf_w", "nc2_of_w", "nc3_duality", "nc3_etf",
+    "unc3_var", "nc4_ncc_mismatch", "ncc_accuracy", "accuracy", "cosine_intra_min", "cosine_intra_mean",
+    "cosine_inter_max", "margin_min", "margin_mean", "margin_normalized_min", "gnc2_dist_var",
+    "gnc2_log_var", "dilation", "memorization", "memorization_mean", "noisy_fraction", "nc5_ood",
+)
+
+
+def _ordered(d: dict[str, float]) -> dict[str, float]:
+    rank = {k: i for i, k in enumerate(METRIC_ORDER)}
+    return dict(sorted(d.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
@@ -278,8 +292,7 @@ def metrics_from_moments(
         else:
             out["nc3_duality"] = math.nan
         out["unc3_var"] = float(((W * M).sum(1)).var(unbiased=True))
-    # order keys as documented
-    return out
+    return _ordered(out)
 
 
 def class_moments(features, labels, *, num_classes: int | None = None, tile: int = _DEFAULT_TILE) -> ClassMoments:
@@ -382,7 +395,7 @@ def collapse_metrics(
     if ood_features is not None:
         Ho = check_features(ood_features, "ood_features", dim=d)
         out["nc5_ood"] = _nc5(res.moments.mean, Ho)
-    return out
+    return _ordered(out)
 
 
 def _normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
