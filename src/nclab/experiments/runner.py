@@ -1,0 +1,531 @@
+"""Run the cells of an experiment: serially, on a local process pool, or on Ray; resumably.
+
+Protocol
+--------
+A cell function has the signature ``fn(config: dict, ctx: CellContext) -> CellResult``. It
+computes in memory and returns its final scalar metrics, its per-epoch history and any
+non-scalar extras; it calls ``ctx.epoch(e, total)`` after each epoch for the progress bars.
+Cell functions never touch the store: the driver process (the one that runs
+:func:`run_experiment`) writes each returned result with :func:`nclab.store.write_run`, one
+transaction per cell, as soon as it arrives.
+
+Resumability
+------------
+Before running, the driver reads the keys of the cells already ``done`` in the store and runs
+only the others. A sweep killed at any point (SIGINT, SIGTERM or SIGKILL) leaves in the store
+exactly the cells whose transaction committed, each complete; running the same command again
+computes the rest. Failed cells are stored with status ``failed`` (and their error) and retried
+on the next run. With deterministic cell functions, an interrupted-and-resumed sweep therefore
+produces the same rows as an uninterrupted one.
+
+Backends
+--------
+``serial``  in this process (``nclab run``); epoch bars through a direct callback.
+``local``   a :class:`concurrent.futures.ProcessPoolExecutor` with ``spawn`` workers (default of
+            ``nclab sweep``); each worker gets ``cpu_count // workers`` threads; epoch progress
+            travels over a :class:`multiprocessing.Queue`; workers ignore SIGINT so that
+            Ctrl-C reaches the driver only, which stops them.
+``ray``     one Ray task per cell (``ray.init()`` locally, or ``address=`` of a cluster);
+            epoch progress over a :class:`ray.util.queue.Queue`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue as queue_mod
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from nclab.errors import SpecError
+from nclab.experiments.grid import Cell, expand_grid
+from nclab.experiments.spec import Experiment, get_experiment
+
+__all__ = [
+    "CellContext",
+    "CellResult",
+    "SweepSummary",
+    "run_experiment",
+    "plan_experiment",
+    "execute_cell",
+    "BACKENDS",
+]
+
+BACKENDS = ("serial", "local", "ray")
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What a cell function returns.
+
+    Attributes
+    ----------
+    final : dict of str to float
+        Final scalar metrics.
+    history : tuple of dict
+        Per-epoch scalar metrics (each may carry its ``"epoch"``).
+    extras : dict
+        JSON-serialisable non-scalar results.
+    """
+
+    final: Mapping[str, float]
+    history: Sequence[Mapping[str, Any]] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CellContext:
+    """Handed to a cell function: its key, upstream inputs and a progress callback."""
+
+    def __init__(self, key: str, report: Callable[[str, int, int], None] | None = None):
+        self.key = key
+        self._report = report
+
+    def epoch(self, epoch: int, total: int) -> None:
+        """Report that ``epoch`` of ``total`` epochs finished (drives the epoch bars)."""
+        if self._report is not None:
+            try:
+                self._report(self.key, int(epoch), int(total))
+            except Exception:  # progress must never break a computation
+                pass
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """Outcome of :func:`run_experiment`.
+
+    Attributes
+    ----------
+    experiment, preset : str
+    store : str
+    total : int
+        Cells in the grid (all stages).
+    skipped : int
+        Cells already done in the store before this call.
+    done, failed : int
+        Cells computed by this call, by status.
+    wall_s : float
+    failures : tuple of (str, str)
+        ``(cell_key, error)`` of the cells that failed.
+    """
+
+    experiment: str
+    preset: str
+    store: str
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    wall_s: float
+    failures: tuple[tuple[str, str], ...] = ()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    try:
+        from importlib.metadata import version
+
+        out["nclab"] = version("nclab")
+    except Exception:
+        out["nclab"] = "unknown"
+    for mod in ("numpy", "torch", "scipy", "ray"):
+        m = sys.modules.get(mod)
+        if m is not None and hasattr(m, "__version__"):
+            out[mod] = str(m.__version__)
+    return out
+
+
+def execute_cell(
+    payload: Mapping[str, Any], report: Callable[[str, int, int], None] | None = None
+) -> dict[str, Any]:
+    """Run one cell and return its store record as a plain dict (picklable).
+
+    Never raises for an error inside the cell function: the record then has status
+    ``"failed"`` and the error (type, message and the last traceback frames).
+    """
+    from nclab.experiments.spec import Stage
+
+    started = time.time()
+    stage = Stage(name=payload["stage"], fn=payload["fn"], axes={})
+    ctx = CellContext(payload["key"], report)
+    record: dict[str, Any] = {
+        "experiment": payload["experiment"],
+        "preset": payload["preset"],
+        "stage": payload["stage"],
+        "cell_key": payload["key"],
+        "config": payload["config"],
+        "axes": payload["axes"],
+        "started_at": started,
+        "host": socket.gethostname(),
+    }
+    try:
+        fn = stage.load()
+        result = fn(dict(payload["config"]), ctx)
+        if not isinstance(result, CellResult):
+            raise TypeError(f"cell function {payload['fn']} returned {type(result).__name__}, "
+                            "not CellResult")
+        record.update(status="done", final=dict(result.final), history=list(result.history),
+                      extras=dict(result.extras), error=None)
+    except Exception as exc:
+        tb = traceback.format_exc(limit=-4)
+        record.update(status="failed", final={}, history=[], extras={},
+                      error=f"{type(exc).__name__}: {exc}\n{tb}")
+    record["finished_at"] = time.time()
+    record["versions"] = _versions()
+    return record
+
+
+# ----------------------------------------------------------------------------- workers
+
+_WORKER_QUEUE = None
+
+
+def _init_local_worker(q, threads: int) -> None:
+    """Process-pool initializer: ignore SIGINT, set thread counts, keep the progress queue."""
+    global _WORKER_QUEUE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    _WORKER_QUEUE = q
+
+
+def _queue_report(key: str, epoch: int, total: int) -> None:
+    if _WORKER_QUEUE is not None:
+        _WORKER_QUEUE.put_nowait((key, epoch, total))
+
+
+def _local_task(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return execute_cell(payload, _queue_report)
+
+
+def _ray_task(payload: Mapping[str, Any], q) -> dict[str, Any]:
+    def report(key: str, epoch: int, total: int) -> None:
+        if q is not None:
+            q.put_nowait((key, epoch, total))
+
+    return execute_cell(payload, report)
+
+
+# ----------------------------------------------------------------------------- progress
+
+
+class _Progress:
+    """Rich progress bars: one for the grid, one per running cell for its epochs."""
+
+    def __init__(self, enabled: bool, title: str, total: int, skipped: int):
+        self.enabled = enabled
+        self._cells: dict[str, Any] = {}
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.progress.start()
+        self.grid = self.progress.add_task(f"[bold]{title}", total=total, completed=skipped)
+
+    def epoch(self, key: str, epoch: int, total: int) -> None:
+        if not self.enabled:
+            return
+        task = self._cells.get(key)
+        if task is None:
+            task = self.progress.add_task(f"  {key[:60]}", total=total)
+            self._cells[key] = task
+        self.progress.update(task, completed=epoch, total=total)
+
+    def cell_done(self, key: str) -> None:
+        if not self.enabled:
+            return
+        task = self._cells.pop(key, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        self.progress.advance(self.grid)
+
+    def close(self) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def plan_experiment(
+    experiment: Experiment | str,
+    preset: str = "quick",
+    overrides: Mapping[str, Any] | None = None,
+) -> list[Cell]:
+    """The cells of every stage that has no upstream (for ``--dry-run``; stages that need
+    another stage's results are planned when those exist)."""
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    config = exp.resolve(preset, overrides)
+    cells: list[Cell] = []
+    for st in exp.stages:
+        if st.needs is None:
+            cells.extend(expand_grid(exp, config, st))
+    return cells
+
+
+def run_experiment(
+    experiment: Experiment | str,
+    *,
+    preset: str = "quick",
+    overrides: Mapping[str, Any] | None = None,
+    store: str | os.PathLike | None = None,
+    backend: str = "serial",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepSummary:
+    """Run every not-yet-done cell of an experiment and write each result to the store.
+
+    Parameters
+    ----------
+    experiment : Experiment or str
+    preset : {"quick", "paper", "tiny"}, default="quick"
+    overrides : mapping, optional
+        ``--set`` values (strings are coerced and validated).
+    store : path-like, optional
+        The results store (default :func:`nclab.store.default_store_path`).
+    backend : {"serial", "local", "ray"}, default="serial"
+    workers : int, optional
+        Parallel cells for ``local`` (default: number of CPUs) and the CPUs of a local Ray
+        instance.
+    address : str, optional
+        Ray cluster address (``"auto"``, ``"ray://host:10001"``); default starts a local one.
+    progress : bool, default=False
+        Show rich progress bars on stderr.
+    on_record : callable, optional
+        Called with each record after it is written.
+
+    Returns
+    -------
+    SweepSummary
+
+    Raises
+    ------
+    SpecError
+        Unknown experiment/preset/setting/backend, a missing required library, or Ray not
+        installed for ``backend="ray"``.
+    """
+    from nclab import store as st
+
+    if backend not in BACKENDS:
+        raise SpecError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if workers is not None and workers < 1:
+        raise SpecError(f"workers must be >= 1; got {workers}")
+    exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    config = exp.resolve(preset, overrides)
+    missing = exp.missing()
+    if missing:
+        raise SpecError(
+            f"experiment {exp.name!r} needs {', '.join(missing)}, which is not installed or "
+            "not written yet"
+        )
+    conn = st.connect(store)
+    store_path = str(store if store is not None else st.default_store_path())
+    t0 = time.time()
+    total = skipped = done = failed = 0
+    failures: list[tuple[str, str]] = []
+    runner = _Runner(backend, workers, address)
+    try:
+        for stage in exp.stages:
+            inputs = None
+            if stage.needs is not None:
+                inputs = {}
+                for run in st.fetch_runs(conn, exp.name, stage=stage.needs):
+                    inputs[tuple(run.axes.get(a) for a in stage.match)] = run.extras
+            try:
+                cells = expand_grid(exp, config, stage, inputs=inputs)
+            except SpecError:
+                if failed:  # upstream cells failed: this stage cannot run
+                    continue
+                raise
+            finished = st.completed_cell_keys(conn, exp.name)
+            todo = [c for c in cells if c.key not in finished]
+            total += len(cells)
+            skipped += len(cells) - len(todo)
+            bars = _Progress(progress, f"{exp.name} [{stage.name}]", len(cells),
+                             len(cells) - len(todo))
+            try:
+                payloads = [
+                    {"experiment": exp.name, "preset": preset, "stage": stage.name,
+                     "fn": stage.fn, "key": c.key, "config": dict(c.config),
+                     "axes": dict(c.axes)}
+                    for c in todo
+                ]
+                for record in runner.run(payloads, bars):
+                    st.write_run(conn, _to_run_record(record))
+                    bars.cell_done(record["cell_key"])
+                    if record["status"] == "done":
+                        done += 1
+                    else:
+                        failed += 1
+                        failures.append((record["cell_key"], record["error"] or ""))
+                    if on_record is not None:
+                        on_record(record)
+            finally:
+                bars.close()
+    except BaseException:
+        runner.abort()
+        raise
+    finally:
+        runner.close()
+        conn.close()
+    return SweepSummary(exp.name, preset, store_path, total, skipped, done, failed,
+                        time.time() - t0, tuple(failures))
+
+
+def _to_run_record(record: Mapping[str, Any]):
+    from nclab.store import RunRecord
+
+    return RunRecord(
+        experiment=record["experiment"], preset=record["preset"], stage=record["stage"],
+        cell_key=record["cell_key"], config=record["config"], axes=record["axes"],
+        status=record["status"], started_at=record["started_at"],
+        finished_at=record["finished_at"], versions=record["versions"], host=record["host"],
+        final=record["final"], history=record["history"], extras=record["extras"],
+        error=record["error"],
+    )
+
+
+class _Runner:
+    """Holds the backend (pool or Ray connection) across the stages of one experiment."""
+
+    def __init__(self, backend: str, workers: int | None, address: str | None):
+        self.backend = backend
+        self.workers = workers
+        self.address = address
+        self._pool = None
+        self._queue = None
+        self._ray_started = False
+        self._ray_queue = None
+
+    # -- serial
+    def _run_serial(self, payloads, bars) -> Iterable[dict]:
+        for p in payloads:
+            yield execute_cell(p, bars.epoch)
+
+    # -- local process pool
+    def _ensure_pool(self, n: int):
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("spawn")
+            workers = self.workers or os.cpu_count() or 1
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            self._queue = ctx.Queue()
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
+                initargs=(self._queue, threads),
+            )
+        return self._pool
+
+    def _drain(self, q, bars) -> None:
+        while True:
+            try:
+                key, epoch, total = q.get_nowait()
+            except (queue_mod.Empty, EOFError, OSError):
+                return
+            except Exception:  # ray queue raises its own Empty
+                return
+            bars.epoch(key, epoch, total)
+
+    def _run_local(self, payloads, bars) -> Iterable[dict]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        if not payloads:
+            return
+        pool = self._ensure_pool(len(payloads))
+        pending = {pool.submit(_local_task, p) for p in payloads}
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            self._drain(self._queue, bars)
+            for fut in finished:
+                yield fut.result()
+
+    # -- ray
+    def _ensure_ray(self):
+        try:
+            import ray
+        except ImportError:
+            raise SpecError(
+                "the ray backend needs Ray; install it with `pip install nclab[ray]` or use "
+                "--backend local"
+            ) from None
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:
+                ray.init(num_cpus=self.workers or os.cpu_count(), **kwargs)
+            self._ray_started = True
+        return ray
+
+    def _run_ray(self, payloads, bars) -> Iterable[dict]:
+        if not payloads:
+            return
+        ray = self._ensure_ray()
+        if self._ray_queue is None and bars.enabled:
+            from ray.util.queue import Queue
+
+            self._ray_queue = Queue(actor_options={"num_cpus": 0})
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+        pending = [task.remote(p, self._ray_queue) for p in payloads]
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+                if self._ray_queue is not None:
+                    self._drain(self._ray_queue, bars)
+                for ref in ready:
+                    yield ray.get(ref)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    def run(self, payloads, bars) -> Iterable[dict]:
+        if self.backend == "serial":
+            return self._run_serial(payloads, bars)
+        if self.backend == "local":
+            return self._run_local(payloads, bars)
+        return self._run_ray(payloads, bars)
+
+    def abort(self) -> None:
+        """Stop running cells now (an interrupted sweep); their results are not written."""
+        if self._pool is not None:
+            procs = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(timeout=5)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._ray_queue is not None:
+            try:
+                self._ray_queue.shutdown(force=True)
+            except Exception:
+                pass
+            self._ray_queue = None
+        if self._ray_started:
+            import ray
+
+            ray.shutdown()
+            self._ray_started = False

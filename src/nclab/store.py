@@ -1,0 +1,566 @@
+"""Results store: one SQLite file holding every run of every experiment.
+
+All SQL of nclab lives in this module, as plain functions over a :class:`sqlite3.Connection`.
+The layers above (``experiments``, ``report``, ``cli``) never write SQL.
+
+Schema
+------
+``runs``
+    one row per finished cell of an experiment grid: ``experiment``, ``preset``, ``stage``,
+    ``cell_key`` (stable, unique per experiment), ``config`` (JSON of the full cell
+    configuration), ``axes`` (JSON of the grid-axis values of the cell), ``status``
+    (``"done"`` or ``"failed"``), ``error``, ``started_at`` / ``finished_at`` (Unix seconds),
+    ``duration_s``, ``versions`` (JSON: nclab, python, numpy, torch, platform), ``host`` and
+    ``extras`` (JSON of non-scalar results).
+``epoch_metrics``
+    ``(run_id, epoch, name, value)``: the per-epoch history of a run, long format.
+``final_metrics``
+    ``(run_id, name, value)``: the final scalar metrics of a run, long format.
+
+Atomicity
+---------
+A cell's results are written by :func:`write_run` in one transaction (``BEGIN IMMEDIATE`` ...
+``COMMIT``): the run row, its history and its final metrics appear together or not at all,
+even when the writing process is killed with SIGKILL (SQLite's rollback journal undoes a
+transaction that did not commit). Only ``"done"`` runs count as completed; writing a cell
+again replaces its previous row (for example a ``"failed"`` one) in the same transaction, so a
+cell never has two rows.
+
+Costs: :func:`write_run` is O(E m) inserts for E epochs of m metrics; reads are indexed by
+``(experiment, cell_key)`` and ``run_id``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from nclab.errors import InputFileError, SpecError
+
+__all__ = [
+    "DEFAULT_STORE",
+    "RunRecord",
+    "StoredRun",
+    "default_store_path",
+    "connect",
+    "write_run",
+    "completed_cell_keys",
+    "fetch_runs",
+    "fetch_history",
+    "fetch_final",
+    "list_experiments",
+    "delete_experiment",
+    "table_rows",
+    "export_csv",
+    "export_parquet",
+]
+
+SCHEMA_VERSION = 1
+
+DEFAULT_STORE = "nclab-results.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    experiment  TEXT NOT NULL,
+    preset      TEXT NOT NULL,
+    stage       TEXT NOT NULL DEFAULT 'main',
+    cell_key    TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    axes        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    error       TEXT,
+    started_at  REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    duration_s  REAL NOT NULL,
+    versions    TEXT NOT NULL,
+    host        TEXT NOT NULL,
+    extras      TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (experiment, cell_key)
+);
+CREATE INDEX IF NOT EXISTS runs_experiment ON runs (experiment, preset, stage);
+CREATE TABLE IF NOT EXISTS epoch_metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    epoch  INTEGER NOT NULL,
+    name   TEXT NOT NULL,
+    value  REAL,
+    PRIMARY KEY (run_id, epoch, name)
+);
+CREATE TABLE IF NOT EXISTS final_metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    name   TEXT NOT NULL,
+    value  REAL,
+    PRIMARY KEY (run_id, name)
+);
+"""
+
+
+def default_store_path() -> Path:
+    """The store path used when none is given: ``$NCLAB_STORE`` or ``./nclab-results.sqlite``."""
+    return Path(os.environ.get("NCLAB_STORE", DEFAULT_STORE))
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything one finished cell writes to the store (the input of :func:`write_run`).
+
+    Parameters
+    ----------
+    experiment, preset, stage, cell_key : str
+        Identity of the cell; ``(experiment, cell_key)`` is unique in the store.
+    config : dict
+        The full, JSON-serialisable configuration of the cell.
+    axes : dict
+        The values of the grid axes of the cell (a subset of ``config``).
+    status : {"done", "failed"}
+    started_at, finished_at : float
+        Unix timestamps.
+    versions : dict
+        Library versions the cell ran with.
+    host : str
+    final : dict of str to float
+        Final scalar metrics.
+    history : sequence of dict of str to float
+        Per-epoch metrics; the epoch number is the dict's ``"epoch"`` entry when present,
+        otherwise its position (starting at 1).
+    extras : dict
+        JSON-serialisable non-scalar results (per-layer curves, tuned hyperparameters).
+    error : str or None
+        The error message of a failed cell.
+    """
+
+    experiment: str
+    preset: str
+    cell_key: str
+    config: Mapping[str, Any]
+    axes: Mapping[str, Any]
+    status: str
+    started_at: float
+    finished_at: float
+    stage: str = "main"
+    versions: Mapping[str, Any] = field(default_factory=dict)
+    host: str = ""
+    final: Mapping[str, float] = field(default_factory=dict)
+    history: Sequence[Mapping[str, Any]] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One row of ``runs``, decoded (JSON columns become dicts)."""
+
+    run_id: int
+    experiment: str
+    preset: str
+    stage: str
+    cell_key: str
+    config: dict
+    axes: dict
+    status: str
+    error: str | None
+    started_at: float
+    finished_at: float
+    duration_s: float
+    versions: dict
+    host: str
+    extras: dict
+
+
+def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite3.Connection:
+    """Open (and if needed create) the store at ``path``.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The SQLite file; default :func:`default_store_path`. ``":memory:"`` opens a
+        throw-away in-memory store.
+    create : bool, default=True
+        Create the file and its tables when missing; with ``False`` a missing file raises.
+
+    Returns
+    -------
+    sqlite3.Connection
+        In autocommit mode (transactions are explicit), with foreign keys on.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing (``create=False``), not a SQLite database, or of a newer schema.
+    """
+    path = default_store_path() if path is None else path
+    memory = str(path) == ":memory:"
+    if not memory:
+        p = Path(path)
+        if not p.exists() and not create:
+            raise InputFileError(
+                f"results store {str(p)!r} does not exist; run an experiment first "
+                "(nclab run NAME) or pass --store PATH"
+            )
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        elif int(row[0]) > SCHEMA_VERSION:
+            raise InputFileError(
+                f"results store {str(path)!r} has schema version {row[0]}, newer than this "
+                f"nclab's {SCHEMA_VERSION}; upgrade nclab or use another --store"
+            )
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise InputFileError(
+            f"{str(path)!r} is not a nclab results store ({exc}); pass another --store PATH"
+        ) from None
+    return conn
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot store a {type(obj).__name__} as JSON")
+
+
+def _float(value: Any) -> float | None:
+    """A metric value as a float; NaN and infinities are stored as NULL."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
+    """Write one finished cell (run row, per-epoch and final metrics) in one transaction.
+
+    Any earlier row of the same ``(experiment, cell_key)`` is deleted in the same
+    transaction, so a cell has at most one row and readers never see a half-written one.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        From :func:`connect`.
+    record : RunRecord
+
+    Returns
+    -------
+    int
+        The new ``run_id``.
+
+    Raises
+    ------
+    SpecError
+        A metric value that is not a number, or a status other than done/failed.
+    """
+    if record.status not in ("done", "failed"):
+        raise SpecError(f"run status must be 'done' or 'failed'; got {record.status!r}")
+    epoch_rows: list[tuple[int, str, float | None]] = []
+    for i, entry in enumerate(record.history, start=1):
+        epoch = int(entry.get("epoch", i))
+        for name, value in entry.items():
+            if name == "epoch" or not _is_number(value):
+                continue
+            epoch_rows.append((epoch, str(name), _float(value)))
+    final_rows: list[tuple[str, float | None]] = []
+    for name, value in record.final.items():
+        if not _is_number(value):
+            raise SpecError(
+                f"final metric {name!r} of cell {record.cell_key!r} must be a number; got "
+                f"{type(value).__name__}; put non-scalar results in extras"
+            )
+        final_rows.append((str(name), _float(value)))
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "DELETE FROM runs WHERE experiment = ? AND cell_key = ?",
+            (record.experiment, record.cell_key),
+        )
+        cur = conn.execute(
+            "INSERT INTO runs (experiment, preset, stage, cell_key, config, axes, status, error,"
+            " started_at, finished_at, duration_s, versions, host, extras)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.experiment,
+                record.preset,
+                record.stage,
+                record.cell_key,
+                _json(dict(record.config)),
+                _json(dict(record.axes)),
+                record.status,
+                record.error,
+                float(record.started_at),
+                float(record.finished_at),
+                float(record.finished_at) - float(record.started_at),
+                _json(dict(record.versions)),
+                record.host,
+                _json(dict(record.extras)),
+            ),
+        )
+        run_id = int(cur.lastrowid)
+        conn.executemany(
+            "INSERT OR REPLACE INTO epoch_metrics (run_id, epoch, name, value) VALUES (?, ?, ?, ?)",
+            [(run_id, e, n, v) for e, n, v in epoch_rows],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO final_metrics (run_id, name, value) VALUES (?, ?, ?)",
+            [(run_id, n, v) for n, v in final_rows],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return run_id
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (int, float)):
+        return True
+    return hasattr(value, "item") and getattr(value, "ndim", 0) == 0
+
+
+def completed_cell_keys(conn: sqlite3.Connection, experiment: str) -> set[str]:
+    """Cell keys of ``experiment`` whose run finished with status ``"done"``."""
+    rows = conn.execute(
+        "SELECT cell_key FROM runs WHERE experiment = ? AND status = 'done'", (experiment,)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+_RUN_COLUMNS = (
+    "run_id, experiment, preset, stage, cell_key, config, axes, status, error,"
+    " started_at, finished_at, duration_s, versions, host, extras"
+)
+
+
+def _decode_run(row: tuple) -> StoredRun:
+    (run_id, experiment, preset, stage, cell_key, config, axes, status, error, started,
+     finished, duration, versions, host, extras) = row
+    return StoredRun(
+        run_id=run_id, experiment=experiment, preset=preset, stage=stage, cell_key=cell_key,
+        config=json.loads(config), axes=json.loads(axes), status=status, error=error,
+        started_at=started, finished_at=finished, duration_s=duration,
+        versions=json.loads(versions), host=host, extras=json.loads(extras),
+    )
+
+
+def fetch_runs(
+    conn: sqlite3.Connection,
+    experiment: str | None = None,
+    *,
+    preset: str | None = None,
+    stage: str | None = None,
+    status: str | None = "done",
+) -> list[StoredRun]:
+    """Runs of the store, optionally filtered, ordered by ``run_id``.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+    experiment, preset, stage : str, optional
+        Filters; ``None`` keeps all.
+    status : str or None, default="done"
+        Keep runs of this status only; ``None`` keeps failed runs too.
+    """
+    clauses, params = [], []
+    for col, val in (("experiment", experiment), ("preset", preset), ("stage", stage),
+                     ("status", status)):
+        if val is not None:
+            clauses.append(f"{col} = ?")
+            params.append(val)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs{where} ORDER BY run_id", params
+    ).fetchall()
+    return [_decode_run(r) for r in rows]
+
+
+def fetch_final(conn: sqlite3.Connection, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    """Final metrics of the given runs: ``{run_id: {name: value}}`` (NULL becomes NaN)."""
+    ids = list(run_ids)
+    out: dict[int, dict[str, float]] = {i: {} for i in ids}
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for run_id, name, value in conn.execute(
+            f"SELECT run_id, name, value FROM final_metrics WHERE run_id IN ({marks})", chunk
+        ):
+            out[run_id][name] = math.nan if value is None else value
+    return out
+
+
+def fetch_history(
+    conn: sqlite3.Connection, run_ids: Iterable[int]
+) -> dict[int, list[dict[str, float]]]:
+    """Per-epoch metrics of the given runs: ``{run_id: [{"epoch": e, name: value, ...}, ...]}``,
+    epochs in increasing order (NULL becomes NaN)."""
+    ids = list(run_ids)
+    out: dict[int, dict[int, dict[str, float]]] = {i: {} for i in ids}
+    for chunk in _chunks(ids, 500):
+        marks = ",".join("?" * len(chunk))
+        for run_id, epoch, name, value in conn.execute(
+            f"SELECT run_id, epoch, name, value FROM epoch_metrics WHERE run_id IN ({marks})"
+            " ORDER BY run_id, epoch",
+            chunk,
+        ):
+            out[run_id].setdefault(epoch, {"epoch": epoch})[name] = (
+                math.nan if value is None else value
+            )
+    return {i: [out[i][e] for e in sorted(out[i])] for i in ids}
+
+
+def _chunks(seq: list, n: int) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def list_experiments(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+    """``(experiment, preset, number of done runs)`` for every experiment in the store."""
+    return [
+        (e, p, int(n))
+        for e, p, n in conn.execute(
+            "SELECT experiment, preset, COUNT(*) FROM runs WHERE status = 'done'"
+            " GROUP BY experiment, preset ORDER BY experiment, preset"
+        )
+    ]
+
+
+def delete_experiment(conn: sqlite3.Connection, experiment: str) -> int:
+    """Delete every run of ``experiment`` (and its metrics) in one transaction; returns the count."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        n = conn.execute("DELETE FROM runs WHERE experiment = ?", (experiment,)).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return int(n)
+
+
+_TABLES = ("runs", "epoch_metrics", "final_metrics")
+
+
+def table_rows(
+    conn: sqlite3.Connection, table: str, *, experiment: str | None = None
+) -> tuple[list[str], list[tuple]]:
+    """Column names and rows of one table (``runs``, ``epoch_metrics`` or ``final_metrics``),
+    optionally restricted to one experiment; metric tables gain ``experiment`` and
+    ``cell_key`` columns so that they can be joined after export."""
+    if table not in _TABLES:
+        raise SpecError(f"table must be one of {', '.join(_TABLES)}; got {table!r}")
+    params: list = []
+    if table == "runs":
+        sql = "SELECT * FROM runs"
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            params.append(experiment)
+        sql += " ORDER BY run_id"
+    else:
+        cols = "m.run_id, m.epoch, m.name, m.value" if table == "epoch_metrics" else (
+            "m.run_id, m.name, m.value"
+        )
+        key = "m.epoch, m.name" if table == "epoch_metrics" else "m.name"
+        sql = f"SELECT r.experiment, r.cell_key, {cols} FROM {table} m JOIN runs r USING (run_id)"
+        if experiment is not None:
+            sql += " WHERE r.experiment = ?"
+            params.append(experiment)
+        sql += f" ORDER BY m.run_id, {key}"
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    return names, rows
+
+
+def export_csv(
+    conn: sqlite3.Connection, out_dir: str | os.PathLike, *, experiment: str | None = None
+) -> list[Path]:
+    """Write ``runs.csv``, ``epoch_metrics.csv`` and ``final_metrics.csv`` into ``out_dir``.
+
+    Returns the written paths. Missing metric values (NaN) are written as empty cells.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for table in _TABLES:
+        names, rows = table_rows(conn, table, experiment=experiment)
+        path = out / f"{table}.csv"
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(names)
+            writer.writerows(rows)
+        paths.append(path)
+    return paths
+
+
+def export_parquet(
+    conn: sqlite3.Connection, out_dir: str | os.PathLike, *, experiment: str | None = None
+) -> list[Path]:
+    """Write the three tables as Parquet files into ``out_dir`` (needs ``pyarrow``).
+
+    Raises
+    ------
+    SpecError
+        pyarrow is not installed.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise SpecError(
+            "Parquet export needs pyarrow; install it with `pip install nclab[parquet]` "
+            "or export CSV instead"
+        ) from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for table in _TABLES:
+        names, rows = table_rows(conn, table, experiment=experiment)
+        columns = list(zip(*rows)) if rows else [[] for _ in names]
+        arrays = {}
+        for name, col in zip(names, columns):
+            arrays[name] = pa.array(list(col), type=_arrow_type(name))
+        path = out / f"{table}.parquet"
+        pq.write_table(pa.table(arrays), path)
+        paths.append(path)
+    return paths
+
+
+def _arrow_type(name: str):
+    import pyarrow as pa
+
+    if name in ("run_id", "epoch"):
+        return pa.int64()
+    if name in ("value", "started_at", "finished_at", "duration_s"):
+        return pa.float64()
+    return pa.string()
+
+
+def now() -> float:
+    """Wall-clock time in Unix seconds (the timestamps of :class:`RunRecord`)."""
+    return time.time()
