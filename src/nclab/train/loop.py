@@ -1,0 +1,245 @@
+"""The training loop: SGD (Nesterov) with a step schedule, tracked evaluations, checkpoints.
+
+Reproducibility: the weights are initialised from ``torch.manual_seed(seed)`` inside
+``torch.random.fork_rng`` (the caller's global generator is left untouched), and the batch
+order of epoch e comes from a generator seeded with ``(seed, e)``; nothing else is random, so a
+CPU run is a deterministic function of its config, and a run resumed from the checkpoint of
+epoch e continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nclab.data import Dataset, Split, load_dataset
+from nclab.errors import NCLabError, NonFiniteError, SpecError
+from nclab.losses import make_loss
+from nclab.nets import build_net
+from nclab.train.config import TrainConfig, TrainResult
+from nclab.train.tracking import suboptimal_collapse, tracked_evaluation
+
+__all__ = ["train", "resolve_device", "load_config_dataset", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+EpochCallback = Callable[[int, "dict[str, Any] | None"], Any]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU raises SpecError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("device='cuda' but no CUDA device is available; use device='auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def load_config_dataset(config: TrainConfig) -> Dataset:
+    """The dataset of ``config`` (name, classes, subsample, noise), built by :func:`nclab.data.load_dataset`."""
+    return load_dataset(
+        config.dataset, root=config.data_root, num_samples=config.num_samples, classes=config.classes,
+        per_class=config.per_class, noise=config.noise, noise_kind=config.noise_kind, seed=config.seed,
+        noise_seed=config.noise_seed,
+    )
+
+
+def _batch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1))
+
+
+def _to(split: Split, device: torch.device) -> Split:
+    return Split(split.x.to(device), split.labels.to(device), split.true_labels.to(device))
+
+
+def _subsample(split: Split, k: int | None, seed: int) -> Split:
+    if k is None or k >= len(split):
+        return split
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    idx = torch.randperm(len(split), generator=g)[:k].sort().values
+    return split.take(idx.to(split.x.device))
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
+
+
+def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
+    if not (config.resume and path.is_file()):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise SpecError(f"cannot read checkpoint {path} ({exc}); delete it or pass resume=False.") from None
+    old = state.get("identity", {})
+    new = config.identity()
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        k = diff[0]
+        raise SpecError(
+            f"checkpoint {path} was written by a different run ({k}: {old.get(k)!r} there, {new.get(k)!r} now); "
+            "use another checkpoint_dir or pass resume=False to start over."
+        )
+    return state
+
+
+def train(
+    config: TrainConfig,
+    *,
+    dataset: Dataset | None = None,
+    callback: EpochCallback | None = None,
+) -> TrainResult:
+    r"""Train a network and track neural-collapse metrics during training.
+
+    Per epoch: one pass of minibatch SGD (momentum, Nesterov by default, weight decay) on the
+    observed labels with the loss ``make_loss(config.loss, alpha=config.alpha)``; the learning
+    rate is multiplied by ``lr_gamma`` every ``lr_step`` epochs. Every ``eval_every`` epochs
+    (and after the last) a tracked evaluation (:func:`nclab.train.tracking.tracked_evaluation`)
+    runs in eval mode over the whole test and train sets (or ``eval_subsample`` of them) and
+    appends a record to the history. Then ``checkpoint.pt`` is written when ``checkpoint_dir``
+    is set, and ``callback(epoch, record_or_None)`` is called.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run (see :class:`~nclab.train.TrainConfig` for every field).
+    dataset : Dataset, optional
+        Use this dataset instead of building the one named in ``config`` (the config's data
+        fields are then only recorded).
+    callback : callable, optional
+        Called after every epoch (after the checkpoint) with the 1-based epoch and the history
+        record of that epoch (None when not tracked). An exception raised there stops the run
+        and propagates; the checkpoint of that epoch is already on disk.
+
+    Returns
+    -------
+    TrainResult
+        History records hold ``epoch, lr, train_loss_running, epoch_time_s, eval_time_s``, the
+        keys of the tracked evaluation (``train_acc, test_acc, train_loss, test_loss,
+        nc1_train, ..., dilation, memorization, p_min, cosine_intra_min_train,
+        cosine_inter_max_train`` ...) and ``eval_subsample`` (None for whole sets).
+
+    Raises
+    ------
+    SpecError
+        Invalid config, unavailable device or a checkpoint written by another config.
+    NonFiniteError
+        The training loss became NaN/inf (lower lr).
+
+    Notes
+    -----
+    Cost per epoch: one training pass plus, on tracked epochs, one eval-mode forward pass over
+    train and test, plus O(n d C) for the metrics of the d-dimensional penultimate features.
+    """
+    device = resolve_device(config.device)
+    ds = dataset if dataset is not None else load_config_dataset(config)
+    c, ct = ds.num_classes, ds.num_true_classes
+    train_split = _to(ds.train, device)
+    test_split = _to(ds.test, device)
+    ev_train = _subsample(train_split, config.eval_subsample, config.seed)
+    ev_test = _subsample(test_split, config.eval_subsample, config.seed + 1)
+    sub = None if config.eval_subsample is None else {"train": len(ev_train), "test": len(ev_test)}
+    loss_fn = make_loss(config.loss, alpha=config.alpha, num_classes=c)
+    ckpt = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = build_net(config.net, input_shape=ds.input_shape, num_classes=c).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                          weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_step, gamma=config.lr_gamma)
+
+    history: list[dict[str, Any]] = []
+    tpt_epoch: int | None = None
+    start = 0
+    resumed_from = None
+    state = _load_checkpoint(ckpt, config) if ckpt else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history = list(state["history"])
+        tpt_epoch = state["tpt_epoch"]
+        start = resumed_from = int(state["epoch"])
+
+    n = len(train_split)
+    last_extra: dict[str, Any] | None = None
+    for epoch in range(start + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        lr_now = opt.param_groups[0]["lr"]
+        perm = torch.randperm(n, generator=_batch_generator(config.seed, epoch)).to(device)
+        run_loss, seen = torch.zeros((), dtype=torch.float64, device=device), 0
+        for s in range(0, n, config.batch_size):
+            idx = perm[s : s + config.batch_size]
+            if idx.numel() < 2 and n > 1:
+                continue  # batch norm cannot normalise a single sample
+            logits = model(train_split.x[idx])
+            loss = loss_fn(logits, train_split.labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            run_loss += loss.detach().to(torch.float64) * idx.numel()
+            seen += idx.numel()
+        sched.step()
+        running = float(run_loss) / max(seen, 1)
+        if not math.isfinite(running):
+            raise NonFiniteError(
+                f"training loss is {running} at epoch {epoch}; lower lr (now {lr_now}) or check the data."
+            )
+        t_train = time.perf_counter() - t0
+        record: dict[str, Any] | None = None
+        if epoch % config.eval_every == 0 or epoch == config.epochs:
+            t1 = time.perf_counter()
+            try:
+                rec, last_extra = tracked_evaluation(
+                    model, ev_train, ev_test, loss_fn, num_classes=c, num_true_classes=ct,
+                    batch_size=config.eval_batch_size, layer_metrics=config.layer_metrics,
+                    effective_depth_eps=config.effective_depth_eps,
+                )
+            except NCLabError as exc:
+                raise type(exc)(f"epoch {epoch}: {exc}") from None
+            record = {"epoch": epoch, "lr": lr_now, "train_loss_running": running, **rec,
+                      "epoch_time_s": t_train, "eval_time_s": time.perf_counter() - t1, "eval_subsample": sub}
+            history.append(record)
+            if tpt_epoch is None and rec["train_acc"] >= 1.0:
+                tpt_epoch = epoch
+        if ckpt is not None:
+            _save_checkpoint(ckpt, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "history": history, "tpt_epoch": tpt_epoch,
+                "identity": config.identity(), "config": config.to_dict(),
+            })
+        if callback is not None:
+            callback(epoch, record)
+
+    if last_extra is None:  # resumed at or past the last epoch: evaluate the loaded model once
+        rec, last_extra = tracked_evaluation(
+            model, ev_train, ev_test, loss_fn, num_classes=c, num_true_classes=ct,
+            batch_size=config.eval_batch_size, layer_metrics=config.layer_metrics,
+            effective_depth_eps=config.effective_depth_eps,
+        )
+        if not history:
+            history.append({"epoch": start, **rec, "eval_subsample": sub})
+    means = last_extra["train_class_means"]
+    flag, ratio = (None, math.nan)
+    if c == 2 and means.shape[1] == 2:
+        flag, ratio = suboptimal_collapse(means, tol=config.suboptimal_tol)
+    final = dict(history[-1])
+    final["centroid_norm_ratio"] = ratio
+    info = {k: v for k, v in ds.info.items() if k != "teacher_weights"}
+    info.update(name=ds.name, num_train=len(ds.train), num_test=len(ds.test), num_classes=c, num_true_classes=ct)
+    model.eval()
+    return TrainResult(
+        config=config, history=tuple(history), final=final, tpt_epoch=tpt_epoch, suboptimal_collapse=flag,
+        epochs_run=max(start, config.epochs), resumed_from=resumed_from, device=str(device),
+        dataset_info=info, model=model,
+    )

@@ -1,0 +1,179 @@
+"""The tracked evaluation pass: accuracy, loss and every collapse metric in one forward pass.
+
+One pass over the test set (true labels) then one over the training set (observed labels), in
+eval mode and without gradients. Each batch's penultimate features go straight into a
+:class:`~nclab.metrics.CollapseTracker`; the metrics are computed from what the trackers kept,
+so no second forward pass is needed. Per-layer metrics (on request) feed one tracker per tap.
+
+Metric sources: NC1..NC4 (Papyan et al. 2020; seed 000 eq. 2), dilation = NC1 of the test
+features and memorization (seed 000 Sec. 4.1, eq. 3), margin p_min (seed 002 Thm 4.1), intra-
+and inter-class cosines and the epsilon-effective depth (seed 003 Sec. 2.2, Def. 3.2.2).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from nclab.data import Split
+from nclab.metrics import CollapseTracker, effective_depth, memorization
+
+__all__ = ["tracked_evaluation", "suboptimal_collapse"]
+
+
+def _head_params(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    head = model.head
+    w = head.weight.detach()
+    b = getattr(head, "bias", None)
+    w = w * float(getattr(head, "scale", 1.0))  # a fixed ETF head computes scale * h W^T
+    return w, (None if b is None else b.detach())
+
+
+def _latent_memorization(h: torch.Tensor, obs: torch.Tensor, true: torch.Tensor, test_h: torch.Tensor,
+                         test_y: torch.Tensor, num_true: int) -> dict[str, float]:
+    """Seed 001 A.1.3: distance of each latent-class sample to the test mean of its original class."""
+    h64, t64 = h.to(torch.float64), test_h.to(torch.float64)
+    means = torch.zeros(num_true, h.shape[1], dtype=torch.float64, device=h.device)
+    means.index_add_(0, test_y, t64)
+    means /= torch.bincount(test_y, minlength=num_true).clamp_min(1)[:, None].to(torch.float64)
+    noisy = obs != true
+    k = int(noisy.sum())
+    if k == 0:
+        return {"memorization": 0.0, "noisy_fraction": 0.0}
+    total = float(torch.linalg.vector_norm(h64[noisy] - means[true[noisy]], dim=1).sum())
+    return {"memorization": total, "memorization_mean": total / k, "noisy_fraction": k / h.shape[0]}
+
+
+@torch.no_grad()
+def tracked_evaluation(
+    model: nn.Module,
+    train: Split,
+    test: Split,
+    loss_fn: nn.Module,
+    *,
+    num_classes: int,
+    num_true_classes: int,
+    batch_size: int = 2048,
+    layer_metrics: bool = False,
+    effective_depth_eps: float = 0.01,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Evaluate ``model`` on ``test`` then ``train`` and compute every tracked metric.
+
+    Parameters
+    ----------
+    model : TappedNet
+        Network with ``forward_taps`` and a ``head``; put in eval mode here.
+    train, test : Split
+        Splits already on the model's device. Train metrics use the observed labels, test
+        metrics the true labels.
+    loss_fn : nn.Module
+        Training loss, reported as ``train_loss`` / ``test_loss`` (mean over samples).
+    num_classes, num_true_classes : int
+        Observed and true class counts (they differ only for latent noise classes; test
+        metrics then use the classifier rows of the true classes).
+    batch_size : int, default=2048
+    layer_metrics : bool, default=False
+        Per-tap NC1, NCC accuracy, cosines and the effective depth (train features).
+    effective_depth_eps : float, default=0.01
+
+    Returns
+    -------
+    record : dict
+        ``train_loss, train_acc, train_acc_true, test_loss, test_acc``; every train metric of
+        :func:`~nclab.metrics.collapse_metrics` suffixed ``_train`` (``nc1_train`` ...), every
+        test metric suffixed ``_test``; ``dilation`` (= ``nc1_test``), ``p_min`` (=
+        ``margin_min_train``), ``memorization`` (0 without noise); with layer metrics a
+        ``layers`` dict and ``effective_depth``.
+    extra : dict
+        ``train_class_means`` (C, d) float64 for the sub-optimal-collapse check.
+    """
+    model.eval()
+    w, b = _head_params(model)
+    taps = list(model.tap_names) if layer_metrics else ["features"]
+    if "features" not in taps:
+        taps.append("features")
+    ct = num_true_classes
+    test_tr = CollapseTracker(ct, weights=w[:ct], bias=None if b is None else b[:ct])
+    rec: dict[str, Any] = {}
+
+    loss_sum = 0.0
+    correct = 0
+    for s in range(0, len(test), batch_size):
+        x, y = test.x[s : s + batch_size], test.true_labels[s : s + batch_size]
+        logits, out = model.forward_taps(x, ["features"])
+        loss_sum += float(loss_fn(logits, y)) * y.shape[0]
+        correct += int((logits.argmax(1) == y).sum())
+        test_tr.update(out["features"], y)
+    rec["test_loss"] = loss_sum / len(test)
+    rec["test_acc"] = correct / len(test)
+
+    train_tr = CollapseTracker(num_classes, weights=w, bias=b)
+    layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
+    loss_sum = 0.0
+    correct = correct_true = 0
+    for s in range(0, len(train), batch_size):
+        x = train.x[s : s + batch_size]
+        y = train.labels[s : s + batch_size]
+        yt = train.true_labels[s : s + batch_size]
+        logits, out = model.forward_taps(x, taps, pool_spatial=True)
+        loss_sum += float(loss_fn(logits, y)) * y.shape[0]
+        pred = logits.argmax(1)
+        correct += int((pred == y).sum())
+        correct_true += int((pred == yt).sum())
+        train_tr.update(out["features"], y, yt)
+        for name, tr in layer_tr.items():
+            tr.update(out[name], y)
+    rec["train_loss"] = loss_sum / len(train)
+    rec["train_acc"] = correct / len(train)
+    rec["train_acc_true"] = correct_true / len(train)
+
+    m_train = train_tr.compute()
+    m_test = test_tr.compute()
+    rec.update({f"{k}_train": v for k, v in m_train.items()})
+    rec.update({f"{k}_test": v for k, v in m_test.items()})
+    rec["dilation"] = m_test.get("nc1", math.nan)
+    rec["p_min"] = m_train.get("margin_min", math.nan)
+    h_train, h_test = train_tr.features, test_tr.features
+    if bool((train.labels != train.true_labels).any()):
+        if num_classes == num_true_classes:
+            mem = memorization(h_train, train.labels, train.true_labels, h_test, test.true_labels,
+                               num_classes=num_classes)
+        else:
+            mem = _latent_memorization(h_train, train.labels, train.true_labels, h_test, test.true_labels, ct)
+        rec.update(mem)
+    else:
+        rec.update(memorization=0.0, memorization_mean=0.0, noisy_fraction=0.0)
+
+    if layer_metrics:
+        layers: dict[str, dict[str, float]] = {}
+        feats = []
+        for name in model.tap_names:
+            tr = train_tr if name == model.tap_names[-1] else layer_tr[name]
+            m = m_train if tr is train_tr else tr.compute()
+            layers[name] = {k: m[k] for k in ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max") if k in m}
+            feats.append(tr.features)
+        rec["layers"] = layers
+        rec["effective_depth"] = effective_depth(feats, train.labels, eps=effective_depth_eps, num_classes=num_classes)
+
+    y = train.labels
+    means = torch.zeros(num_classes, h_train.shape[1], dtype=torch.float64, device=h_train.device)
+    means.index_add_(0, y, h_train.to(torch.float64))
+    means /= torch.bincount(y, minlength=num_classes).clamp_min(1)[:, None].to(torch.float64)
+    return rec, {"train_class_means": means}
+
+
+def suboptimal_collapse(class_means: torch.Tensor, *, tol: float = 0.1) -> tuple[bool | None, float]:
+    """M = N = 2: is one class centroid (near) the origin? (seed 001, App. A.1.1, Fig. 4a)
+
+    Returns ``(flag, ratio)`` with ratio = min_c ||mu_c|| / max_c ||mu_c|| and flag = ratio < tol;
+    ``(None, nan)`` unless the means are 2 x 2.
+    """
+    if tuple(class_means.shape) != (2, 2):
+        return None, math.nan
+    norms = torch.linalg.vector_norm(class_means.to(torch.float64), dim=1)
+    top = float(norms.max())
+    ratio = float(norms.min()) / top if top > 0 else math.nan
+    return (bool(ratio < tol) if math.isfinite(ratio) else True), ratio
