@@ -85,10 +85,20 @@ def pair_statistics(
     *,
     tile: int = 2048,
     cdnv_exponent: float = 1.0,
+    gram_dtype: torch.dtype = torch.float64,
 ) -> dict[str, float]:
     """All class-pair metrics from centred means M (C,d), global mean (d,), class variances (C,),
-    mean unit vectors (C,d) and optional classifier W (C,d); float64 in, floats out."""
+    mean unit vectors (C,d) and optional classifier W (C,d); float64 in, floats out.
+
+    The block Gram products run in ``gram_dtype`` (the features' precision: float32 features need no
+    float64 products); every elementwise statistic and reduction is float64.
+    """
     C = M.shape[0]
+    f64 = torch.float64
+
+    def gram(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        return (A.to(gram_dtype) @ B.to(gram_dtype).T).to(f64)
+
     out: dict[str, float] = {}
     norms_m = torch.linalg.vector_norm(M, dim=1)
     a = M @ mu_g  # (C,) so that U U^T = M M^T + a 1^T + 1 a^T + ||mu_g||^2
@@ -134,7 +144,7 @@ def pair_statistics(
         for bj in range(bi, len(blocks)):
             j0, j1 = blocks[bj]
             diag = bi == bj
-            G = M[i0:i1] @ M[j0:j1].T
+            G = gram(M[i0:i1], M[j0:j1])
             if diag:
                 mask = torch.ones(i1 - i0, j1 - j0, dtype=torch.bool, device=M.device).triu(1)
             else:
@@ -160,11 +170,11 @@ def pair_statistics(
                 uu_blocks.append(UU)
             else:
                 of_sq += weight * _of_block(UU, fro_uu, C, diag)
-            S = unit_mean[i0:i1] @ unit_mean[j0:j1].T
+            S = gram(unit_mean[i0:i1], unit_mean[j0:j1])
             if mask.any():
                 inter_max = max(inter_max, float(S[mask].max()))
             if W is not None:
-                GW = W[i0:i1] @ W[j0:j1].T
+                GW = gram(W[i0:i1], W[j0:j1])
                 etfw_sq += weight * _etf_block(GW, fro_ww, C, diag) if fro_ww > 0 else 0.0
                 ofw_sq += weight * _of_block(GW, fro_ww, C, diag) if fro_ww > 0 else 0.0
                 nw = torch.where(norms_w > 0, norms_w, torch.ones_like(norms_w))
@@ -172,7 +182,7 @@ def pair_statistics(
                 eqw_sum += float((cw + 1.0 / (C - 1)).abs().sum())
         if W is not None and fro_wm > 0:
             for bj, (j0, j1) in enumerate(blocks):
-                B = W[i0:i1] @ M[j0:j1].T
+                B = gram(W[i0:i1], M[j0:j1])
                 wm_sq += _etf_block(B, fro_wm, C, bi == bj)
 
     if need_uu_fro:  # C <= tile: one block, its Frobenius norm is at hand

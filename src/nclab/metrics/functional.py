@@ -254,10 +254,12 @@ def metrics_from_moments(
     K: torch.Tensor | None = None,
     tile: int = _DEFAULT_TILE,
     cdnv_exponent: float = 1.0,
+    gram_dtype: torch.dtype = torch.float64,
 ) -> dict[str, float]:
     """Every metric that depends on the per-class moments only (and on W): no per-sample pass.
 
-    Needs ``moments.scatter`` (or the projected statistic ``K``) for NC1.
+    Needs ``moments.scatter`` (or the projected statistic ``K``) for NC1. ``gram_dtype`` is the
+    precision of the class-pair Gram products (float32 for float32 features).
     """
     C, d = moments.num_classes, moments.dim
     n = moments.num_samples
@@ -277,7 +279,9 @@ def metrics_from_moments(
         out["nc1_quotient"] = float(moments.sq_dev.sum()) / n / tr_b
     unit_mean = moments.unit_sum / count[:, None]
     out.update(
-        pair_statistics(M, mu_g, var, unit_mean, weights, tile=tile, cdnv_exponent=cdnv_exponent)
+        pair_statistics(
+            M, mu_g, var, unit_mean, weights, tile=tile, cdnv_exponent=cdnv_exponent, gram_dtype=gram_dtype
+        )
     )
     out["nc2_equinorm"] = _equinorm(M)
     intra = (unit_mean * unit_mean).sum(1)
@@ -370,7 +374,9 @@ def collapse_metrics(
     n, d = H.shape
     W, b = check_classifier(weights, bias, C, d, device=H.device)
     res = _engine(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit)
-    out = metrics_from_moments(res.moments, weights=W, K=res.K, tile=tile, cdnv_exponent=cdnv_exponent)
+    out = metrics_from_moments(
+        res.moments, weights=W, K=res.K, tile=tile, cdnv_exponent=cdnv_exponent, gram_dtype=_compute_dtype(H)
+    )
     out["ncc_accuracy"] = res.ncc_correct / n
     if W is not None:
         out["nc4_ncc_mismatch"] = res.nc4_mismatch / n
