@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nclab.errors import SpecError
-from nclab.measure import find_head, measure
+from nclab.hooks import find_head, measure
 from nclab.metrics import collapse_metrics, effective_depth
 
 
@@ -79,3 +79,10 @@ def test_find_head_errors():
     x, y = _data()
     with pytest.raises(SpecError, match="no layer named"):
         measure(nn.Sequential(nn.Linear(5, 3)), _loader(x, y), layers=["nope"])
+
+
+def test_top_level_measure_is_the_function():
+    import nclab
+    import nclab.hooks  # noqa: F401  (importing the module must not shadow the function)
+
+    assert callable(nclab.measure) and nclab.measure is measure
