@@ -61,6 +61,7 @@ class TrainSettings(ExperimentConfig):
     weight_decay: NonNegFloat = 1e-3
     batch_size: PosInt = 512
     eval_every: PosInt = 1
+    layer_metrics: bool = False  # per-layer NC1 / NCC accuracy / cosines (depthwise)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
@@ -331,7 +332,7 @@ class BNWeightDecay(TrainSettings):
     batch_norms: tuple[BatchNorm, ...] = ("affine", "non-affine", "none")
     weight_decays: tuple[NonNegFloat, ...] = (1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 7e-3, 1e-2)
     seeds: tuple[Seed, ...] = (0,)
-    num_classes: Optional[Annotated[int, Field(ge=2)]] = 10  # not in source
+    num_classes: Optional[Annotated[int, Field(ge=2)]] = None  # teacher: 4 classes; not in source
     depth: PosInt = 6
     width: PosInt = 512  # not in source
     feature_dim: Optional[PosInt] = 512  # not in source
@@ -377,7 +378,7 @@ class Depthwise(TrainSettings):
     bn_after_activation: bool = True  # Def. 3.2.1: BN(ReLU(W h + b))
     weight_decays: tuple[NonNegFloat, ...] = (1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 5e-3, 1e-2)
     seeds: tuple[Seed, ...] = (0,)
-    num_classes: Optional[Annotated[int, Field(ge=2)]] = 10  # not in source
+    num_classes: Optional[Annotated[int, Field(ge=2)]] = None  # teacher: 4 classes; not in source
     depth: PosInt = 15
     width: PosInt = 512  # not in source
     feature_dim: Optional[PosInt] = 512  # not in source
@@ -387,6 +388,7 @@ class Depthwise(TrainSettings):
     nesterov: bool = False
     batch_size: PosInt = 128
     loss: Loss = "ce"
+    layer_metrics: bool = True
     # extended UFM (seed 004 Sec. 6): K classes, n per class, widths, lambdas, GD step 0.1
     ufm_models: tuple[Literal["extended-linear", "extended-relu"], ...] = (
         "extended-linear", "extended-relu")
@@ -426,7 +428,7 @@ register(Experiment(
                  "depth": 3, "weight_decays": (1e-3,), "ufm_steps": 200, "ufm_classes": 3,
                  "ufm_per_class": 4, "ufm_dim": 6},
     },
-    requires=("nclab.train:train", "nclab.ufm"),
+    requires=("nclab.train:train", "nclab.ufm:solve"),
 ))
 
 
@@ -447,7 +449,7 @@ register(Experiment(
     config=UFMTheory,
     stages=(Stage("main", f"{_CELLS}:verify_cell", {"grid": "grids"}),),
     presets={"paper": {}, "quick": {"grids": ("quick",)}, "tiny": {"grids": ("quick",)}},
-    requires=("nclab.theory",),
+    requires=("nclab.theory.verify:run_checks",),
 ))
 
 
@@ -478,5 +480,5 @@ register(Experiment(
         "quick": {},
         "tiny": {"etas": (0.05, 0.2)},
     },
-    requires=("nclab.md",),
+    requires=("nclab.md.model:compare_ce_ls", "nclab.md.theorem:assumption_4_2"),
 ))

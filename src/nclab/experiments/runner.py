@@ -125,6 +125,14 @@ class SweepSummary:
     failures: tuple[tuple[str, str], ...] = ()
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (respects taskset / cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     try:
@@ -423,8 +431,8 @@ class _Runner:
             from concurrent.futures import ProcessPoolExecutor
 
             ctx = mp.get_context("spawn")
-            workers = self.workers or os.cpu_count() or 1
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            workers = self.workers or _cpus()
+            threads = max(1, _cpus() // workers)
             self._queue = ctx.Queue()
             self._pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
@@ -465,11 +473,12 @@ class _Runner:
                 "--backend local"
             ) from None
         if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": "ERROR"}
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
-                ray.init(num_cpus=self.workers or os.cpu_count(), **kwargs)
+                ray.init(num_cpus=self.workers or _cpus(), **kwargs)
             self._ray_started = True
         return ray
 

@@ -8,7 +8,8 @@ a correlation); ``supported`` is ``True``/``False``, or ``None`` when the data c
 claim (too few points, the terminal phase never reached, ...).
 
 Metric names are those written by the cell adapters of :mod:`nclab.experiments.cells`
-(``test_acc``, ``nc1_test``, ``memorization``, ``p_min``, ``cos_intra_min``, ...).
+(``test_acc``, ``nc1_test``, ``memorization``, ``p_min``, ``cosine_intra_min_train``,
+``layers/<tap>/nc1`` ...).
 """
 
 from __future__ import annotations
@@ -190,6 +191,12 @@ def md_section(name, title, source, runs, *, latent: bool = False) -> Section:
     sec = Section(name, title, source, len(runs))
     if not runs:
         return sec
+    bad = [r for r in runs if r.get("suboptimal_collapse") == 1.0]
+    if bad:
+        sec.notes.append(
+            f"{len(bad)} of {len(runs)} runs collapsed to the sub-optimal M = N = 2 configuration "
+            "(one class centroid at the origin) and are left out, as seed 001 App. A.1.1 does.")
+        runs = [r for r in runs if r.get("suboptimal_collapse") != 1.0]
     panels = group_runs(runs, ["dataset", "num_classes"])
     slope_rows = []
     for (dataset, n_cls), prun in panels.items():
@@ -435,19 +442,24 @@ def etf_section(name, title, source, runs) -> Section:
         p = float(np.nanmean(acc))
         se = math.sqrt(p * (1 - p) / n_test) if math.isfinite(n_test) and n_test > 0 else math.nan
         all_fit = bool(np.all(tr >= 1.0))
-        testable = len(acc) >= 2 and math.isfinite(se)
-        ok = testable and all_fit and spread > 2 * se
+        testable = len(acc) >= 2 and math.isfinite(se) and all_fit
+        ok = testable and spread > 2 * se
+        head = (f"{len(acc)} heads: test accuracy {100 * np.nanmin(acc):.2f}–"
+                f"{100 * np.nanmax(acc):.2f}% (range {100 * spread:.2f} points, binomial se of "
+                f"one accuracy {100 * se:.2f}); {int((tr >= 1.0).sum())}/{len(tr)} reach 100% "
+                "train accuracy")
+        if testable:
+            verdict = (f"{head}; {'supported' if ok else 'not supported'} by the rule: the range "
+                       "exceeds 2 se.")
+        elif len(acc) >= 2 and not all_fit:
+            verdict = (f"{head}. Not testable: the claim is about heads that fit the training "
+                       "set; train longer (--set epochs=...).")
+        else:
+            verdict = "Not testable: fewer than 2 heads or unknown test-set size."
         sec.claims.append(Claim(
             f"Equivalent fixed simplex-ETF heads ({transform}) trained with the same seed reach "
             "100% train accuracy yet differ in test accuracy (non-conservative generalization).",
-            "seed 002 Sec. 4.2, 5.2, Fig. 4",
-            (f"{len(acc)} heads: test accuracy {100 * np.nanmin(acc):.2f}–{100 * np.nanmax(acc):.2f}%"
-             f" (range {100 * spread:.2f} points, binomial se of one accuracy {100 * se:.2f}); "
-             f"{int((tr >= 1.0).sum())}/{len(tr)} reach 100% train accuracy; "
-             f"{'supported' if ok else 'not supported'} by the rule: all fit the train set and "
-             "the range exceeds 2 se." if testable else "Not testable: fewer than 2 heads or "
-             "unknown test-set size."),
-            ok if testable else None, "spread"))
+            "seed 002 Sec. 4.2, 5.2, Fig. 4", verdict, ok if testable else None, "spread"))
     return sec
 
 
@@ -471,9 +483,9 @@ def bn_section(name, title, source, runs) -> Section:
         conv = [r for r in mruns if _metric(r, "train_acc") >= 1.0]
         g = group_runs(conv, ["weight_decay"])
         wds = sorted(k[0] for k in g)
-        intra = [mean_std(_metric(r, "cos_intra_min", "cosine_intra_min") for r in g[(w,)])
+        intra = [mean_std(_metric(r, "cosine_intra_min_train") for r in g[(w,)])
                  for w in wds]
-        inter = [mean_std(_metric(r, "cos_inter_max", "cosine_inter_max") for r in g[(w,)])
+        inter = [mean_std(_metric(r, "cosine_inter_max_train") for r in g[(w,)])
                  for w in wds]
         F.plot_metric_vs_param(wds, {"min intra-class cos": ([m for m, _, _ in intra],
                                                              [s for _, s, _ in intra]),
@@ -513,11 +525,11 @@ def bn_section(name, title, source, runs) -> Section:
 
 
 def _layer_series(run: RunData, metric: str) -> tuple[list[str], list[float]]:
-    """Per-layer values ``layer/<tap>/<metric>`` of a run's final metrics, in tap order."""
+    """Per-layer values ``layers/<tap>/<metric>`` of a run's final metrics, in tap order."""
     order = run.extras.get("layers") or []
     names, vals = [], []
     for tap in order:
-        v = run.final.get(f"layer/{tap}/{metric}")
+        v = run.final.get(f"layers/{tap}/{metric}")
         if v is not None:
             names.append(tap)
             vals.append(float(v))
@@ -531,9 +543,9 @@ def depthwise_section(name, title, source, runs) -> Section:
     mono_ncc = []
     eff = []
     for r in net:
-        taps, ncc = _layer_series(r, "ncc_acc")
-        _, intra = _layer_series(r, "cos_intra_min")
-        _, inter = _layer_series(r, "cos_inter_max")
+        taps, ncc = _layer_series(r, "ncc_accuracy")
+        _, intra = _layer_series(r, "cosine_intra_min")
+        _, inter = _layer_series(r, "cosine_inter_max")
         _, nc1 = _layer_series(r, "nc1")
         if not taps:
             continue

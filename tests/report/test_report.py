@@ -1,0 +1,238 @@
+"""The report: statistics against independent computations, verdicts computed from the data,
+and a self-contained HTML file rendered from a fixture store."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nclab import store as st
+from nclab.report import build_report, fit_line, format_mean_std, mean_std, slope_z
+from nclab.report.analysis import RunData, spearman
+from nclab.report.figures import (plot_loss_margin, plot_memorization_dilation,
+                                  plot_metric_vs_param, plot_spread)
+from nclab.report.sections import build_section
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_fit_line_matches_scipy_linregress():
+    rng = np.random.default_rng(0)
+    x = rng.random(30)
+    y = 0.3 + 1.7 * x + 0.05 * rng.standard_normal(30)
+    f = fit_line(x, y)
+    ref = stats.linregress(x, y)
+    assert f.slope == pytest.approx(ref.slope, rel=1e-12)
+    assert f.intercept == pytest.approx(ref.intercept, rel=1e-12)
+    assert f.slope_se == pytest.approx(ref.stderr, rel=1e-10)
+    assert f.r2 == pytest.approx(ref.rvalue ** 2, rel=1e-12)
+    assert f.n == 30
+
+
+def test_fit_line_degenerate_inputs():
+    assert math.isnan(fit_line([1.0], [2.0]).slope)
+    assert math.isnan(fit_line([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]).slope)
+    f = fit_line([0.0, 1.0, float("nan"), 2.0], [1.0, 3.0, 99.0, 5.0])  # NaN pairs dropped
+    assert (f.slope, f.intercept, f.n) == (pytest.approx(2.0), pytest.approx(1.0), 3)
+    assert math.isnan(fit_line([0.0, 1.0], [0.0, 1.0]).slope_se)  # n = 2: no error estimate
+
+
+def test_slope_z_and_mean_std():
+    a, b = fit_line([0, 1, 2, 3], [0, 1.1, 1.9, 3.2]), fit_line([0, 1, 2, 3], [0, 2.1, 3.9, 6])
+    assert slope_z(a, b) == pytest.approx(abs(a.slope - b.slope) / math.hypot(a.slope_se,
+                                                                             b.slope_se))
+    v = [1.0, 2.0, 4.0, float("nan")]
+    m, s, n = mean_std(v)
+    assert (m, n) == (pytest.approx(7 / 3), 3)
+    assert s == pytest.approx(np.std([1, 2, 4], ddof=1))
+    assert format_mean_std([0.5]) == "0.5" and format_mean_std([]) == "-"
+    assert format_mean_std([0.5, 0.7], scale=100) == "60 ± 14"
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_plot_functions_return_fig_and_use_given_axes():
+    fig, ax = plot_memorization_dilation([1, 2, 3, 1.5], [0.1, 0.2, 0.3, 0.1],
+                                         ["ce", "ce", "ce", "ls"], [0.1, 0.2, 0.3, 0.1],
+                                         fits={"ce": (0.1, 0.0)})
+    assert ax.figure is fig
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "CE (slope 0.1)" in labels and "LS" in labels and "η=0.3" in labels
+    line = [l for l in ax.get_lines() if l.get_label().startswith("CE (slope")][0]
+    np.testing.assert_allclose(line.get_ydata(), 0.1 * np.asarray(line.get_xdata()))
+    fig2, ax2 = plot_metric_vs_param([1, 2], {"ce": ([0.5, 0.6], [0.0, 0.1])}, xlabel="x",
+                                     ylabel="y", ax=ax)
+    assert ax2 is ax and fig2 is fig
+    fig3, ax3 = plot_loss_margin([1, 2, 3], [1.0, 0.1, 0.01], [0.0, 1.0, 2.0], tpt_epoch=2)
+    assert ax3.get_yscale() == "log"
+    fig4, ax4 = plot_spread({"a": [1, 2, 3], "b": [2, 3]}, ylabel="acc")
+    assert [t.get_text() for t in ax4.get_xticklabels()] == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- fixture store
+
+
+def _md_runs(slopes: dict[str, float], *, seeds=(0, 1, 2), etas=(0.1, 0.2, 0.3), noise=0.01):
+    """Fixture runs of md-label-noise with sqrt(NC1 test) = 0.05 + slope * memorization + noise,
+    memorization growing with eta (LS memorizing 30% less than CE)."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for loss, slope in slopes.items():
+        for eta in etas:
+            for seed in seeds:
+                mem = eta * (0.7 if loss == "ls" else 1.0) * (1 + 0.05 * rng.standard_normal())
+                dil = (0.05 + slope * mem + noise * rng.standard_normal()) ** 2
+                acc = 0.95 - eta * (0.5 if loss == "ls" else 0.6)
+                axes = {"dataset": "mnist1d", "num_classes": 2, "eta": eta, "loss": loss,
+                        "seed": seed}
+                runs.append(dict(axes=axes, final={"memorization": mem, "nc1_test": dil,
+                                                   "test_acc": acc, "train_acc": 1.0,
+                                                   "suboptimal_collapse": 0.0},
+                                 history=[{"epoch": 1, "train_loss": 1.0},
+                                          {"epoch": 2, "train_loss": 0.5}]))
+    return runs
+
+
+def _write(conn, experiment, runs, preset="quick"):
+    for i, r in enumerate(runs):
+        key = ",".join(f"{k}={v}" for k, v in r["axes"].items()) + f"#{i:012d}"
+        st.write_run(conn, st.RunRecord(
+            experiment=experiment, preset=preset, stage=r.get("stage", "main"), cell_key=key,
+            config=dict(r["axes"]), axes=r["axes"], status="done", started_at=0.0,
+            finished_at=1.0, final=r["final"], history=r.get("history", ()),
+            extras=r.get("extras", {}), versions={"nclab": "test"}))
+
+
+def _as_rundata(runs):
+    return [RunData(str(i), "main", r["axes"], r["axes"], r["final"], r["history"])
+            for i, r in enumerate(runs)]
+
+
+def test_md_verdicts_follow_the_data():
+    shared = build_section("md-label-noise", "t", "s", _as_rundata(
+        _md_runs({"ce": 0.5, "ls": 0.5, "mse": 2.0})))
+    same = [c for c in shared.claims if "share the same" in c.text][0]
+    assert same.supported is True
+    less = [c for c in shared.claims if "memorizes less" in c.text][0]
+    assert less.supported is True and "3/3 noise levels" in less.verdict
+    other = [c for c in shared.claims if "MSE and LR" in c.text][0]
+    assert other.supported is True
+    # different slopes for CE and LS: the same claim is now rejected
+    apart = build_section("md-label-noise", "t", "s", _as_rundata(
+        _md_runs({"ce": 0.5, "ls": 1.5})))
+    same2 = [c for c in apart.claims if "share the same" in c.text][0]
+    assert same2.supported is False
+    # the slope table reports the least-squares slope of all runs of a loss
+    runs = _md_runs({"ce": 0.5, "ls": 1.5})
+    ce = [r for r in runs if r["axes"]["loss"] == "ce"]
+    ref = stats.linregress([r["final"]["memorization"] for r in ce],
+                           [math.sqrt(r["final"]["nc1_test"]) for r in ce])
+    table = [t for t in apart.tables if t.title.startswith("Fitted lines")][0]
+    row = [r for r in table.rows if r[1] == "CE"][0]
+    assert row[2].startswith(f"{ref.slope:.3g} ± ")
+
+
+def test_suboptimal_collapses_are_excluded():
+    runs = _md_runs({"ce": 0.5, "ls": 0.5})
+    runs[0]["final"]["suboptimal_collapse"] = 1.0
+    sec = build_section("md-label-noise", "t", "s", _as_rundata(runs))
+    assert any("1 of 18 runs collapsed" in n for n in sec.notes)
+    table = [t for t in sec.tables if t.title.startswith("Mean")][0]
+    assert table.rows[0][3] == "2"  # 2 seeds left for (ce, eta=0.1)
+
+
+@pytest.fixture
+def fixture_store(tmp_path):
+    path = tmp_path / "fixture.sqlite"
+    conn = st.connect(path)
+    _write(conn, "md-label-noise", _md_runs({"ce": 0.5, "ls": 0.5, "lr": 1.5, "mse": 2.0}))
+    epochs = list(range(1, 21))
+    hist = [{"epoch": e, "train_loss": 2.0 / e, "p_min": 0.1 * e, "train_acc": min(1.0, e / 5)}
+            for e in epochs]
+    _write(conn, "tpt-margins", [dict(axes={"dataset": "mnist1d", "arch": "mlp", "loss": "ce",
+                                            "seed": 0},
+                                      final={"tpt_epoch": 5.0, "train_acc": 1.0, "test_acc": .8},
+                                      history=hist)])
+    etf = []
+    for t in ("permute", "rotate"):
+        for s in range(4):
+            etf.append(dict(axes={"transform": t, "transform_seed": s},
+                            final={"test_acc": 0.80 + 0.03 * s, "test_loss": 0.5 + 0.1 * s,
+                                   "train_acc": 1.0, "n_test": 1000.0}))
+    _write(conn, "etf-permutations", etf)
+    bn = []
+    for mode, base in (("affine", 0.6), ("non-affine", 0.2), ("none", 0.1)):
+        for wd in (1e-4, 1e-3, 1e-2):
+            gap = base + (0.3 * math.log10(wd / 1e-4) / 2 if mode == "affine" else 0.0)
+            bn.append(dict(axes={"batch_norm": mode, "weight_decay": wd, "seed": 0},
+                           final={"train_acc": 1.0, "cosine_intra_min_train": 0.5 + gap / 2,
+                                  "cosine_inter_max_train": 0.5 - gap / 2}))
+    _write(conn, "bn-weight-decay", bn)
+    _write(conn, "synthetic-smoke", [dict(axes={"lr": 0.1, "seed": 0},
+                                          final={"dist_to_opt": 0.5}, history=[])],
+           preset="paper")
+    conn.close()
+    return path
+
+
+def test_report_renders_from_fixture_store(fixture_store, tmp_path):
+    out = tmp_path / "rep"
+    path = build_report(fixture_store, out)
+    text = path.read_text()
+    # self-contained: every image is inline base64, nothing is fetched
+    srcs = re.findall(r'src="([^"]+)"', text)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    for s in srcs:
+        assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<link" not in text and "<script" not in text
+    # every figure was written as PNG and SVG and is linked
+    pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    svgs = sorted(p.stem for p in (out / "figures").glob("*.svg"))
+    assert pngs == svgs and len(pngs) == len(srcs) >= 4
+    for stem in svgs:
+        assert f'href="figures/{stem}.svg"' in text
+    # each experiment has a section; each claim sits next to its figure with a verdict
+    for name in ("md-label-noise", "tpt-margins", "etf-permutations", "bn-weight-decay",
+                 "synthetic-smoke"):
+        assert f'<section id="{name}">' in text
+    assert text.count('class="claim ok"') >= 5
+    tpt = text[text.index('<section id="tpt-margins">'):]
+    assert "p_min goes 0.5 → 2" in tpt  # from epoch 5 to 20 in the fixture
+    # the table holds mean ± std over seeds, computed from the fixture values
+    accs = [0.95 - 0.1 * 0.6] * 3
+    assert format_mean_std(accs, scale=100) in text
+    assert "± " in text
+
+
+def test_report_filters_by_preset_and_name(fixture_store, tmp_path):
+    path = build_report(fixture_store, tmp_path / "r", names=["synthetic-smoke"], preset="quick")
+    text = path.read_text()
+    assert "No finished runs" in text and '<section id="md-label-noise">' not in text
+    path = build_report(fixture_store, tmp_path / "r2", names=["synthetic-smoke"])
+    assert "1 runs, preset paper" in path.read_text()
+
+
+def test_a_failing_section_falls_back_to_tables(fixture_store, tmp_path, monkeypatch):
+    from nclab.report import sections
+
+    def boom(*a, **k):
+        raise RuntimeError("bad data")
+
+    monkeypatch.setitem(sections.SECTIONS, "tpt-margins", boom)
+    text = build_report(fixture_store, tmp_path / "r").read_text()
+    assert "could not be drawn: RuntimeError: bad data" in text
+
+
+def test_missing_store_is_an_input_error(tmp_path):
+    from nclab.errors import InputFileError
+
+    with pytest.raises(InputFileError, match="does not exist"):
+        build_report(tmp_path / "none.sqlite", tmp_path / "out")
