@@ -24,7 +24,7 @@ from nclab.nets import build_net
 from nclab.train.config import TrainConfig, TrainResult
 from nclab.train.tracking import suboptimal_collapse, tracked_evaluation
 
-__all__ = ["train", "resolve_device", "load_config_dataset", "CHECKPOINT_NAME"]
+__all__ = ["train", "train_epoch", "resolve_device", "load_config_dataset", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EpochCallback = Callable[[int, "dict[str, Any] | None"], Any]
@@ -88,6 +88,41 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
             "use another checkpoint_dir or pass resume=False to start over."
         )
     return state
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    loss_fn: torch.nn.Module,
+    split: Split,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One epoch of minibatch training on the observed labels; returns the mean running loss.
+
+    The batch order is ``torch.randperm(n, generator=generator)``; a final batch of a single
+    sample is skipped (batch norm cannot normalise it).
+    """
+    model.train()
+    n = len(split)
+    perm = torch.randperm(n, generator=generator).to(split.x.device)
+    losses: list[torch.Tensor] = []
+    sizes: list[int] = []
+    for s in range(0, n, batch_size):
+        idx = perm[s : s + batch_size]
+        if idx.numel() < 2 and n > 1:
+            continue
+        loss = loss_fn(model(split.x[idx]), split.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+        sizes.append(idx.numel())
+    if not losses:
+        return math.nan
+    w = torch.tensor(sizes, dtype=torch.float64, device=split.x.device)
+    return float((torch.stack(losses).to(torch.float64) * w).sum() / w.sum())
 
 
 def train(
@@ -170,27 +205,13 @@ def train(
         tpt_epoch = state["tpt_epoch"]
         start = resumed_from = int(state["epoch"])
 
-    n = len(train_split)
     last_extra: dict[str, Any] | None = None
     for epoch in range(start + 1, config.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
         lr_now = opt.param_groups[0]["lr"]
-        perm = torch.randperm(n, generator=_batch_generator(config.seed, epoch)).to(device)
-        run_loss, seen = torch.zeros((), dtype=torch.float64, device=device), 0
-        for s in range(0, n, config.batch_size):
-            idx = perm[s : s + config.batch_size]
-            if idx.numel() < 2 and n > 1:
-                continue  # batch norm cannot normalise a single sample
-            logits = model(train_split.x[idx])
-            loss = loss_fn(logits, train_split.labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            run_loss += loss.detach().to(torch.float64) * idx.numel()
-            seen += idx.numel()
+        running = train_epoch(model, opt, loss_fn, train_split, batch_size=config.batch_size,
+                              generator=_batch_generator(config.seed, epoch))
         sched.step()
-        running = float(run_loss) / max(seen, 1)
         if not math.isfinite(running):
             raise NonFiniteError(
                 f"training loss is {running} at epoch {epoch}; lower lr (now {lr_now}) or check the data."

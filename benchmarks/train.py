@@ -1,0 +1,220 @@
+"""Benchmark of the tracked training loop (issue 9, "Performance").
+
+In one run, on the quick preset (MNIST-1D, 4000 samples, 10 classes, 4 x 256 BN MLP, M = 10) and
+on the *same* model weights and data, it times:
+
+(a) a bare PyTorch training epoch: index-permutation minibatches, ``F.cross_entropy``,
+    ``torch.optim.SGD`` (Nesterov), nothing else;
+(b) plain evaluation forward passes (eval mode, ``no_grad``, no metrics) over the whole train
+    and test sets: the floor for measuring collapse on eval-mode features;
+(c) nclab's tracked epoch: the training epoch of :func:`nclab.train.train`
+    (:func:`nclab.train.loop.train_epoch`, with the loss of :mod:`nclab.losses`) plus its tracked
+    evaluation (:func:`nclab.train.tracked_evaluation`: loss, accuracy and every collapse metric on
+    the whole train set with observed labels and the whole test set with true labels).
+
+It prints (c_eval) / (b) (target <= 1.10), (c) / (a), and the nclab training epoch / (a); then
+samples per second of the paper-preset network (9 x 2048 MLP with BN, M = N = 2, batch 512, two
+MNIST-1D classes) for a
+training step and for evaluation, plus tracked / plain evaluation on that network, on CPU and on
+CUDA when available. Each timing is the median of ``--reps`` repetitions, interleaved so that
+machine load drifts hit all variants alike; the ratio of the best (minimum) repetitions is printed
+too, and so is the load average, because on a shared machine the load dominates the noise.
+
+Usage: ``python benchmarks/train.py [--reps 7] [--threads N] [--paper-samples 4096] [--json FILE]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import time
+import warnings
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from nclab.errors import DegenerateWarning
+
+
+def _median_time(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def _sync_for(device: torch.device) -> Callable[[], None]:
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def bare_epoch(model, opt, x, y, batch_size: int, gen_seed: int) -> None:
+    """(a): plain PyTorch minibatch SGD over one epoch."""
+    model.train()
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(gen_seed)).to(x.device)
+    for s in range(0, x.shape[0], batch_size):
+        idx = perm[s : s + batch_size]
+        if idx.numel() < 2:
+            continue
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+@torch.no_grad()
+def plain_eval(model, splits, batch_size: int) -> None:
+    """(b): eval-mode forward passes over whole splits, logits discarded."""
+    model.eval()
+    for x in splits:
+        for s in range(0, x.shape[0], batch_size):
+            model(x[s : s + batch_size])
+
+
+def quick_preset(reps: int, device: torch.device) -> dict[str, Any]:
+    from nclab.losses import make_loss
+    from nclab.nets import build_net
+    from nclab.train import TrainConfig, load_config_dataset, tracked_evaluation
+    from nclab.train.loop import _to, train_epoch
+
+    cfg = TrainConfig.quick(device=device.type)
+    ds = load_config_dataset(cfg)
+    tr, te = _to(ds.train, device), _to(ds.test, device)
+    torch.manual_seed(cfg.seed)
+    model = build_net(cfg.net, input_shape=ds.input_shape, num_classes=ds.num_classes).to(device)
+    bare_model = copy.deepcopy(model)  # same initial weights for (a) and (c)
+    loss_fn = make_loss(cfg.loss, alpha=cfg.alpha, num_classes=ds.num_classes)
+
+    def sgd(m):
+        return torch.optim.SGD(m.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
+                               weight_decay=cfg.weight_decay)
+
+    opt_bare, opt_nclab = sgd(bare_model), sgd(model)
+    sync = _sync_for(device)
+    eb = cfg.eval_batch_size
+
+    def a() -> None:
+        bare_epoch(bare_model, opt_bare, tr.x, tr.labels, cfg.batch_size, 0)
+
+    def b() -> None:
+        plain_eval(model, (te.x, tr.x), eb)
+
+    def c_train() -> None:  # the very function nclab.train.train runs each epoch
+        train_epoch(model, opt_nclab, loss_fn, tr, batch_size=cfg.batch_size, generator=torch.Generator().manual_seed(0))
+
+    def c_eval() -> None:  # the tracked evaluation nclab.train.train runs on tracked epochs
+        tracked_evaluation(model, tr, te, loss_fn, num_classes=ds.num_classes,
+                           num_true_classes=ds.num_true_classes, batch_size=eb)
+
+    fns = {"a": a, "b": b, "c_train": c_train, "c_eval": c_eval}
+    for f in fns.values():  # warm-up
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns)
+    for r in range(reps):
+        for k in (order if r % 2 == 0 else order[::-1]):  # alternate the order against drift
+            times[k].append(_median_time(fns[k], sync))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
+    c_epoch = med["c_train"] + med["c_eval"]
+    return {
+        "min_ratio_tracked_eval_over_plain_eval": best["c_eval"] / best["b"],
+        "min_ratio_tracked_epoch_over_bare_epoch": (best["c_train"] + best["c_eval"]) / best["a"],
+        "n_train": len(tr), "n_test": len(te), "classes": ds.num_classes, "net": cfg.net.to_dict(),
+        "a_bare_train_epoch_s": med["a"], "b_plain_eval_s": med["b"], "c_tracked_eval_s": med["c_eval"],
+        "c_nclab_train_epoch_s": med["c_train"], "c_tracked_epoch_s": c_epoch,
+        "ratio_tracked_eval_over_plain_eval": med["c_eval"] / med["b"],
+        "ratio_tracked_epoch_over_bare_epoch": c_epoch / med["a"],
+        "ratio_nclab_train_epoch_over_bare_epoch": med["c_train"] / med["a"],
+        "tracking_overhead_s": med["c_eval"] - med["b"],
+        "all_times_s": times,
+    }
+
+
+def paper_preset(device: torch.device, samples: int, reps: int) -> dict[str, Any]:
+    """Samples/s of the 9 x 2048 BN MLP (M = N = 2) on two MNIST-1D classes."""
+    from nclab.data import load_dataset
+    from nclab.losses import make_loss
+    from nclab.nets import NetSpec, build_net
+    from nclab.train import tracked_evaluation
+    from nclab.train.loop import _to
+
+    ds = load_dataset("mnist1d", num_samples=int(samples / 0.8) + 1, classes=2)
+    tr, te = _to(ds.train, device), _to(ds.test, device)
+    torch.manual_seed(0)
+    model = build_net(NetSpec.paper_mlp(), input_shape=ds.input_shape, num_classes=2).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    sync = _sync_for(device)
+    loss_fn = make_loss("ce", num_classes=2)
+    bare_epoch(model, opt, tr.x, tr.labels, 512, 0)  # warm-up, and features that are not degenerate
+    ttrain, tplain, ttrack = [], [], []
+    for r in range(reps):
+        ttrain.append(_median_time(lambda: bare_epoch(model, opt, tr.x, tr.labels, 512, r), sync))
+        tplain.append(_median_time(lambda: plain_eval(model, (te.x, tr.x), 2048), sync))
+        ttrack.append(_median_time(lambda: tracked_evaluation(model, tr, te, loss_fn, num_classes=2,
+                                                              num_true_classes=2, batch_size=2048), sync))
+    n_eval = len(tr) + len(te)
+    return {
+        "device": str(device), "n_train": len(tr), "n_test": len(te),
+        "train_samples_per_s": len(tr) / statistics.median(ttrain),
+        "eval_samples_per_s": n_eval / statistics.median(tplain),
+        "tracked_eval_samples_per_s": n_eval / statistics.median(ttrack),
+        "ratio_tracked_eval_over_plain_eval": statistics.median(ttrack) / statistics.median(tplain),
+        "min_ratio_tracked_eval_over_plain_eval": min(ttrack) / min(tplain),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--paper-samples", type=int, default=4096)
+    ap.add_argument("--paper-reps", type=int, default=3)
+    ap.add_argument("--json", type=str, default=None, help="also write the numbers to this file")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                           "load_average_start": os.getloadavg()}
+    cpu = torch.device("cpu")
+    q = quick_preset(args.reps, cpu)
+    out["quick_cpu"] = q
+    print(f"torch {out['torch']}, {out['threads']} CPU thread(s), load average {out['load_average_start'][0]:.2f}")
+    print(f"quick preset on CPU: MNIST-1D {q['n_train']} train / {q['n_test']} test, {q['classes']} classes, "
+          f"MLP {q['net']['depth']}x{q['net']['width']} BN")
+    print(f"  (a) bare PyTorch training epoch      {q['a_bare_train_epoch_s'] * 1e3:8.1f} ms")
+    print(f"  (b) plain eval forward, train+test   {q['b_plain_eval_s'] * 1e3:8.1f} ms")
+    print(f"      nclab tracked evaluation         {q['c_tracked_eval_s'] * 1e3:8.1f} ms"
+          f"   = {q['ratio_tracked_eval_over_plain_eval']:.2f} x (b)  [target <= 1.10]"
+          f"  (+{q['tracking_overhead_s'] * 1e3:.1f} ms; best-of-reps ratio {q['min_ratio_tracked_eval_over_plain_eval']:.2f})")
+    print(f"      nclab training epoch (train_epoch){q['c_nclab_train_epoch_s'] * 1e3:8.1f} ms"
+          f"   = {q['ratio_nclab_train_epoch_over_bare_epoch']:.2f} x (a)")
+    print(f"  (c) nclab tracked epoch (train+eval) {q['c_tracked_epoch_s'] * 1e3:8.1f} ms"
+          f"   = {q['ratio_tracked_epoch_over_bare_epoch']:.2f} x (a)"
+          f"  (best-of-reps {q['min_ratio_tracked_epoch_over_bare_epoch']:.2f})")
+    devices = [cpu] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for dev in devices:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateWarning)  # an untrained 2-d feature layer may be degenerate
+            p = paper_preset(dev, args.paper_samples if dev.type == "cpu" else 8 * args.paper_samples, args.paper_reps)
+        out[f"paper_{dev.type}"] = p
+        print(f"paper preset 9x2048 BN MLP (M=N=2, batch 512) on {dev.type}: "
+              f"train {p['train_samples_per_s']:,.0f} samples/s, eval {p['eval_samples_per_s']:,.0f} samples/s, "
+              f"tracked eval {p['tracked_eval_samples_per_s']:,.0f} samples/s "
+              f"({p['ratio_tracked_eval_over_plain_eval']:.3f} x plain, best-of-reps "
+              f"{p['min_ratio_tracked_eval_over_plain_eval']:.3f} x)")
+    if not torch.cuda.is_available():
+        print("no CUDA device here: GPU numbers not measured")
+    out["load_average_end"] = os.getloadavg()
+    print(f"load average at the end {out['load_average_end'][0]:.2f}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
