@@ -1,0 +1,67 @@
+"""Closed forms of the unconstrained-features models, each with its condition of validity.
+
+===============================  ===========================================================
+function                         source
+===============================  ===========================================================
+:func:`positive_nc_norms`        Nguyen et al. (ICLR 2023), Thm 3.2 (corrected constants)
+:func:`mse_ufm_minimizer`        Tirer & Bruna (ICML 2022), Thm 3.1 (no bias), 3.2 (free bias)
+:func:`mse_ufm_threshold`        the K sqrt(n lambda_H lambda_W) >= 1 zero-minimiser threshold
+:func:`extended_mse_minimizer`   Tirer & Bruna eq. (23), Thm 4.1 (norms derived here)
+:func:`extended_structure`       structural statements of Tirer & Bruna Thms 4.1 / 4.2
+:func:`min_ce_loss_norm_bounded` Pan (2023), Thm 2.3.1: least CE under norm bounds
+:func:`cosine_similarity_limits` Pan (2023), Thm 2.3.1: intra 1, inter -1/(C-1) at the optimum
+:func:`fixed_etf_minimizer`      fixed simplex-ETF classifier (seed 002 Sec. 5.2)
+===============================  ===========================================================
+
+Derivations and every correction of the sources: ``docs/theory.md``.
+"""
+
+from nclab.theory.fixed_etf import FixedETFSolution, fixed_etf_minimizer, margin_loss
+from nclab.theory.mse_ufm import (
+    ExtendedUFMSolution,
+    MSEUFMSolution,
+    extended_mse_minimizer,
+    extended_mse_threshold,
+    mse_ufm_minimizer,
+    mse_ufm_threshold,
+)
+from nclab.theory.norm_bounded import (
+    class_cosine_similarities,
+    cosine_similarity_limits,
+    min_ce_loss_norm_bounded,
+)
+from nclab.theory.positive import PositiveNCSolution, positive_nc_norms, positive_nc_paper_condition
+from nclab.theory.structure import (
+    class_means,
+    extended_structure,
+    normalized_distance,
+    orthogonal_frame_error,
+    simplex_etf,
+    simplex_etf_error,
+    within_class_relative,
+)
+
+__all__ = [
+    "PositiveNCSolution",
+    "positive_nc_norms",
+    "positive_nc_paper_condition",
+    "MSEUFMSolution",
+    "mse_ufm_minimizer",
+    "mse_ufm_threshold",
+    "ExtendedUFMSolution",
+    "extended_mse_minimizer",
+    "extended_mse_threshold",
+    "FixedETFSolution",
+    "fixed_etf_minimizer",
+    "margin_loss",
+    "min_ce_loss_norm_bounded",
+    "cosine_similarity_limits",
+    "class_cosine_similarities",
+    "simplex_etf",
+    "normalized_distance",
+    "orthogonal_frame_error",
+    "simplex_etf_error",
+    "class_means",
+    "within_class_relative",
+    "extended_structure",
+]
