@@ -126,33 +126,6 @@ def _validation_dataset(tc, fraction: float, seed: int):
                    num_true_classes=ds.num_true_classes, info={**ds.info, "validation": fraction})
 
 
-def _searcher(kind: str, metric: str, seed: int):
-    """A Bayesian searcher when one is installed (BayesOpt, then Optuna's TPE), else None
-    (Ray Tune's random search). Returns (searcher, name)."""
-    if kind in ("auto", "bayes"):
-        try:
-            from ray.tune.search.bayesopt import BayesOptSearch
-
-            import bayes_opt  # noqa: F401
-
-            return BayesOptSearch(metric=metric, mode="max", random_state=seed), "bayesopt"
-        except ImportError:
-            pass
-        try:
-            import optuna  # noqa: F401
-            from ray.tune.search.optuna import OptunaSearch
-
-            return OptunaSearch(metric=metric, mode="max", seed=seed), "optuna-tpe"
-        except ImportError:
-            pass
-        if kind == "bayes":
-            from nclab.errors import SpecError
-
-            raise SpecError("tune_search='bayes' needs bayesian-optimization or optuna; install "
-                            "one (pip install optuna) or use tune_search=random")
-    return None, "random"
-
-
 def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     """Hyperparameter search of seed 001 App. A.2.1 with Ray Tune: learning rate (log-uniform),
     learning-rate multiplier (choice) and, for LS/LR, alpha (uniform), on a 20% validation
@@ -173,12 +146,12 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     epochs = int(c.get("tune_epochs") or c["epochs"])
     c["epochs"] = epochs
     loss = c["loss"]
-    space: dict[str, Any] = {
-        "lr": tune.loguniform(c["tune_lr_min"], c["tune_lr_max"]),
-        "lr_gamma": tune.choice(list(c["tune_lr_gammas"])),
+    spec: dict[str, tuple] = {
+        "lr": ("loguniform", c["tune_lr_min"], c["tune_lr_max"]),
+        "lr_gamma": ("choice", list(c["tune_lr_gammas"])),
     }
     if loss in ("ls", "lr"):
-        space["alpha"] = tune.uniform(c["tune_alpha_min"], c["tune_alpha_max"])
+        spec["alpha"] = ("uniform", c["tune_alpha_min"], c["tune_alpha_max"])
     fraction, seed = float(c["val_fraction"]), int(c.get("tune_seed", 0))
 
     def trainable(params):
@@ -197,13 +170,26 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
                  include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         started = True
     try:
-        searcher, search_name = _searcher(c.get("tune_search", "auto"), "val_acc", seed)
+        n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if c.get("tune_search", "auto") == "random":
+            search_name, searcher = "random", None
+            param_space = {k: (tune.loguniform(*a) if kind == "loguniform" else
+                               tune.uniform(*a) if kind == "uniform" else tune.choice(a[0]))
+                           for k, (kind, *a) in spec.items()}
+        else:
+            from ray.tune.search import ConcurrencyLimiter
+
+            from nclab.experiments.search import GPSearch
+
+            search_name, param_space = "gp-bayes-ei", {}
+            searcher = ConcurrencyLimiter(
+                GPSearch(spec, metric="val_acc", mode="max", seed=seed), max_concurrent=n_cpus)
         scheduler = HyperBandScheduler(time_attr="epoch", max_t=epochs, metric="val_acc",
                                        mode="max")
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
-                param_space=space,
+                param_space=param_space,
                 tune_config=tune.TuneConfig(num_samples=int(c["tune_samples"]),
                                             search_alg=searcher, scheduler=scheduler),
                 run_config=tune.RunConfig(storage_path=tmp, name="search", verbose=0),
@@ -215,7 +201,7 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     finally:
         if started:
             ray.shutdown()
-    best_cfg = {k: float(v) for k, v in best.config.items()}
+    best_cfg = {k: float(v) for k, v in best.config.items() if k in spec}
     best_acc = max((t["val_acc"] for t in trials if t["val_acc"] is not None), default=math.nan)
     ctx.epoch(1, 1)
     return CellResult(

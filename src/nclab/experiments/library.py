@@ -198,7 +198,7 @@ class MDLargeScale(TrainSettings):
     tune_alpha_min: Prob = 0.01
     tune_alpha_max: Prob = 0.25
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
-    tune_search: Literal["auto", "bayes", "random"] = "auto"
+    tune_search: Literal["bayes", "random"] = "bayes"  # GP + expected improvement
     tune_seed: Seed = 0
 
     @model_validator(mode="after")
@@ -231,13 +231,14 @@ register(Experiment(
                   "num_classes": 10, "feature_dim": 64, "epochs": 30, "seeds": (0, 1),
                   "tune_samples": 4, "tune_epochs": 8},
         "tiny": {**_TRAIN_TINY, "datasets": ("mnist1d",), "archs": ("mlp",),
-                 "num_classes": 3, "etas": (0.0, 0.2), "seeds": (0,), "tune_samples": 2,
-                 "tune_epochs": 2},
+                 "num_classes": 3, "etas": (0.0, 0.2), "losses": ("ls",), "seeds": (0,),
+                 "tune_samples": 2, "tune_epochs": 2},
     },
     requires=("nclab.train:train",),
     notes="Quick uses an MLP on MNIST-1D (ResNet18/VGG13 need images). The paper tuned with "
-          "skopt's Bayesian optimisation plus Hyperband; nclab runs a Gaussian-process "
-          "Bayesian search with a Hyperband scheduler in Ray Tune.",
+          "skopt's Bayesian optimisation plus Hyperband; nclab runs its own Gaussian-process "
+          "searcher (nclab.experiments.search.GPSearch, expected improvement) with Ray Tune's "
+          "Hyperband scheduler.",
 ))
 
 
