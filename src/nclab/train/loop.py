@@ -184,7 +184,8 @@ def train(
     loss_fn = make_loss(config.loss, alpha=config.alpha, num_classes=c)
     ckpt = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_ids):
         torch.manual_seed(config.seed)
         model = build_net(config.net, input_shape=ds.input_shape, num_classes=c).to(device)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -99,36 +99,36 @@ def tracked_evaluation(
     test_tr = CollapseTracker(ct, weights=w[:ct], bias=None if b is None else b[:ct])
     rec: dict[str, Any] = {}
 
-    loss_sum = 0.0
-    correct = 0
+    dev = test.x.device
+    zero = lambda: torch.zeros((), dtype=torch.float64, device=dev)  # noqa: E731 - device-side sums, one sync at the end
+    loss_sum, correct = zero(), zero()
     for s in range(0, len(test), batch_size):
         x, y = test.x[s : s + batch_size], test.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(x, ["features"])
-        loss_sum += float(loss_fn(logits, y)) * y.shape[0]
-        correct += int((logits.argmax(1) == y).sum())
+        loss_sum += loss_fn(logits, y).to(torch.float64) * y.shape[0]
+        correct += (logits.argmax(1) == y).sum()
         test_tr.update(out["features"], y)
-    rec["test_loss"] = loss_sum / len(test)
-    rec["test_acc"] = correct / len(test)
+    rec["test_loss"] = float(loss_sum) / len(test)
+    rec["test_acc"] = float(correct) / len(test)
 
     train_tr = CollapseTracker(num_classes, weights=w, bias=b)
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
-    loss_sum = 0.0
-    correct = correct_true = 0
+    loss_sum, correct, correct_true = zero(), zero(), zero()
     for s in range(0, len(train), batch_size):
         x = train.x[s : s + batch_size]
         y = train.labels[s : s + batch_size]
         yt = train.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(x, taps, pool_spatial=True)
-        loss_sum += float(loss_fn(logits, y)) * y.shape[0]
+        loss_sum += loss_fn(logits, y).to(torch.float64) * y.shape[0]
         pred = logits.argmax(1)
-        correct += int((pred == y).sum())
-        correct_true += int((pred == yt).sum())
+        correct += (pred == y).sum()
+        correct_true += (pred == yt).sum()
         train_tr.update(out["features"], y, yt)
         for name, tr in layer_tr.items():
             tr.update(out[name], y)
-    rec["train_loss"] = loss_sum / len(train)
-    rec["train_acc"] = correct / len(train)
-    rec["train_acc_true"] = correct_true / len(train)
+    rec["train_loss"] = float(loss_sum) / len(train)
+    rec["train_acc"] = float(correct) / len(train)
+    rec["train_acc_true"] = float(correct_true) / len(train)
 
     m_train = train_tr.compute()
     m_test = test_tr.compute()
