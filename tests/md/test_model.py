@@ -145,3 +145,21 @@ def test_invalid_inputs(kw, match):
     args = dict(alpha=0.1, eta=0.1, lambda_w=1e-3, lambda_h=1e-3, c_md=1.0) | kw
     with pytest.raises(SpecError, match=match):
         solve_md(**args)
+
+
+@pytest.mark.parametrize("dist,q", [("circle", 0.5), ("two-point", 1.0), ("gaussian", 0.5)])
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_small_noise_gap_is_linear_in_eta(dist, q, alpha):
+    """(1 - r*/r_max)/eta -> C2 ||h1-h2||^2 / (f'' C_MD^2) (docs/md_model.md, Sec. 6), a closed form.
+
+    C2 = sigma'(-s) q (c rho)^2 + lambda (curvature of F/2 in r), f'' = (c rho)^2 sigma'(-s) + 2 lambda
+    (curvature of g along the axis y = 0 at h_1): the gap is O(eta), not the O(eta^(1/2)) of Lemma C.6.
+    """
+    lw, lh, c_md, eta = 1e-3, 2e-3, 0.7, 1e-4
+    cfg = _nc_configuration(alpha, lambda_w=lw, lambda_h=lh)
+    p = 1 / (1 + math.exp(cfg.margin))
+    sp = p * (1 - p)
+    cr2 = (cfg.c * cfg.rho) ** 2
+    want = (sp * q * cr2 + lh) / (cr2 * sp + 2 * lh) * cfg.h_dist**2 / c_md**2
+    res = solve_md(alpha=alpha, lambda_w=lw, lambda_h=lh, eta=eta, c_md=c_md, dist=dist, n_grid=65)
+    assert (1 - res.r_star / res.r_max) / eta == pytest.approx(want, rel=0.02)
