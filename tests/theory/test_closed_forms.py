@@ -103,12 +103,13 @@ def test_positive_paper_formula_disagrees_with_solver():
     n_cls, k, lam = 3, 2, 1e-3
     gamma_paper = 2 * math.sqrt((n_cls - 1) * lam * lam)
     u_paper = math.log((n_cls - 1) * (1 - gamma_paper) / gamma_paper)
-    w_sq_paper = math.sqrt(k * (n_cls - 1)) * u_paper  # ||W||^2 = (1/C) sqrt(lh/(K lw)) log(...) * K^{1/2}...
+    # eq. (25): ||W||^2 = (1/C) sqrt(lh / (K lw)) log(...) with C = 1/sqrt(K (N-1))
+    w_sq_paper = math.sqrt(k * (n_cls - 1)) * math.sqrt(lam / (k * lam)) * u_paper
     sol = positive_nc_norms(n_cls, lam, lam, 0.0, num_per_class=k)
     p = UFMProblem("positive", loss="ce", num_classes=n_cls, per_class=k, dim=n_cls, lambda_w=lam, lambda_h=lam)
     r = _solve(p)
     assert r.W_norm_sq == pytest.approx(sol.W_norm_sq, rel=RTOL)
-    assert abs(r.W_norm_sq - w_sq_paper / math.sqrt(k)) > 0.05 * r.W_norm_sq
+    assert abs(r.W_norm_sq - w_sq_paper) > 0.05 * r.W_norm_sq
 
 
 # ----------------------------------------------------------------------------- seed 004 Thm 3.1/3.2
