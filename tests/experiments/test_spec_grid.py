@@ -128,7 +128,7 @@ def test_paper_presets_follow_the_sources():
 
 def test_multi_stage_grid_needs_upstream_results():
     exp = get_experiment("md-large-scale")
-    cfg = exp.resolve("tiny")
+    cfg = exp.resolve("quick")
     tune = expand_grid(exp, cfg, "tune")
     assert [c.axes for c in tune] == [{"dataset": "mnist1d", "arch": "mlp", "loss": "ce"},
                                       {"dataset": "mnist1d", "arch": "mlp", "loss": "ls"}]
@@ -138,7 +138,7 @@ def test_multi_stage_grid_needs_upstream_results():
     inputs = {("mnist1d", "mlp", "ce"): {"best": {"lr": 0.05}},
               ("mnist1d", "mlp", "ls"): {"best": {"lr": 0.02, "alpha": 0.1}}}
     main = expand_grid(exp, cfg, "main", inputs=inputs)
-    assert len(main) == 2 * 2 * 1
+    assert len(main) == len(cfg.etas) * 2 * len(cfg.seeds) == 16
     for c in main:
         assert c.config["inputs"] == inputs[("mnist1d", "mlp", c.axes["loss"])]
         assert "tune_samples" not in c.config

@@ -177,7 +177,8 @@ def reproduce_command(
         console = Console(stderr=True)
         preset = "quick" if quick else "paper"
         store = store if store is not None else out / "results.sqlite"
-        names = only or [n for n in experiment_names() if n != "synthetic-smoke"]
+        names = only or [n for n in experiment_names(include_hidden=False)
+                         if n != "synthetic-smoke"]
         t0 = time.time()
         summaries, skipped = [], []
         for name in names:
@@ -227,7 +228,7 @@ def experiments_command(as_json: Json = False) -> None:
         from nclab.experiments import experiment_names, get_experiment, plan_experiment
 
         rows = []
-        for name in experiment_names():
+        for name in experiment_names(include_hidden=False):
             exp = get_experiment(name)
             sizes = {p: len(plan_experiment(exp, p)) for p in exp.presets}
             rows.append({"name": name, "title": exp.title, "source": exp.source,

@@ -269,14 +269,14 @@ def md_model_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     """One noise level of the MD model study (seed 000 Def. 4.1): CE and LS optima side by side
     and whether Assumption 4.2 / the inequality of Thm 4.3 hold."""
     from nclab.experiments.runner import CellResult
-    from nclab.md.model import compare_ce_ls
-    from nclab.md.theorem import assumption_4_2
+    from nclab.md import assumption_4_2, compare_ce_ls
 
     kw = dict(alpha=float(config["alpha"]), lambda_w=float(config["lambda_w"]),
               lambda_h=float(config["lambda_h"]), eta=float(config["eta"]),
               c_md=float(config["c_md"]), dist=config["dist"])
-    cmp = compare_ce_ls(**kw)
-    asm = assumption_4_2(**kw)
+    n_cls = int(config.get("num_classes", 2))
+    cmp = compare_ce_ls(**kw, num_classes=n_cls)
+    asm = assumption_4_2(**kw) if n_cls == 2 else None  # Assumption 4.2 is binary
     final: dict[str, float] = {}
     extras: dict[str, Any] = {}
     for name, res in (("ce", cmp.ce), ("ls", cmp.ls)):
@@ -284,11 +284,11 @@ def md_model_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
         for key in ("r_star", "dilation", "r_max", "memorization", "h_dist", "objective"):
             final[f"{name}_{key}"] = float(d[key])
         extras[name] = {"u1": d["u1"], "u2": d["u2"]}
-    final.update(gamma=float(cmp.gamma), theorem_4_3_holds=float(cmp.theorem_4_3_holds),
-                 assumptions_hold=float(asm.holds),
-                 alpha_condition=float(asm.alpha_condition),
-                 noise_condition=float(asm.noise_condition),
-                 rigorous_condition=float(asm.rigorous_condition))
+    final.update(gamma=float(cmp.gamma), theorem_4_3_holds=float(cmp.theorem_4_3_holds))
+    if asm is not None:
+        final.update(assumptions_hold=float(asm.holds), alpha_condition=float(asm.alpha_condition),
+                     noise_condition=float(asm.noise_condition),
+                     rigorous_condition=float(asm.rigorous_condition))
     ctx.epoch(1, 1)
     return CellResult(final=final, extras=extras)
 

@@ -459,15 +459,16 @@ register(Experiment(
 
 class MDModel(ExperimentConfig):
     """The memorization-dilation model of seed 000 Def. 4.1 swept over the noise level
-    (``nclab md sweep``, issue 4): dilation against memorization for CE (alpha = 0) and LS."""
+    (``nclab md sweep``, issue 4): dilation against memorization for CE (alpha = 0) and LS.
+    Defaults are those of ``nclab md sweep`` (12 log-spaced eta in [1e-4, 0.5])."""
 
-    etas: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] = (
-        0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+    etas: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] = (0.0001, 0.000217, 0.00047, 0.00102, 0.00221, 0.0048, 0.0104, 0.0226, 0.049, 0.106, 0.231, 0.5)
     c_mds: tuple[Annotated[float, Field(gt=0.0)], ...] = (1.0,)
-    alpha: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    alphas: tuple[Annotated[float, Field(gt=0.0, lt=1.0)], ...] = (0.1,)
     lambda_w: Annotated[float, Field(gt=0.0)] = 1e-3
     lambda_h: Annotated[float, Field(gt=0.0)] = 1e-3
     dist: Literal["circle", "gaussian", "two-point"] = "circle"
+    num_classes: Annotated[int, Field(ge=2)] = 2  # N > 2: beyond the paper (issue 4)
 
 
 register(Experiment(
@@ -475,11 +476,12 @@ register(Experiment(
     title="The MD model: dilation against memorization, CE vs LS",
     source="seed 000 Def. 4.1, Thm 4.3; seed 001 App. C",
     config=MDModel,
-    stages=(Stage("main", f"{_CELLS}:md_model_cell", {"c_md": "c_mds", "eta": "etas"}),),
+    stages=(Stage("main", f"{_CELLS}:md_model_cell",
+                  {"alpha": "alphas", "c_md": "c_mds", "eta": "etas"}),),
     presets={
         "paper": {},
         "quick": {},
-        "tiny": {"etas": (0.05, 0.2)},
+        "tiny": {"etas": (0.001, 0.2)},
     },
     requires=("nclab.md.model:compare_ce_ls", "nclab.md.theorem:assumption_4_2"),
 ))

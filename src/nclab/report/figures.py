@@ -42,7 +42,7 @@ def save_figure(fig, stem: str | Path) -> tuple[Path, Path]:
     """Save ``fig`` as ``stem.png`` (150 dpi) and ``stem.svg``; returns both paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    png, svg = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"
     fig.savefig(png, dpi=150)
     fig.savefig(svg)
     return png, svg

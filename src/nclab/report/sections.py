@@ -682,7 +682,7 @@ def md_model_section(name, title, source, runs) -> Section:
     sec = generic_section(name, title, source, runs)
     if not runs:
         return sec
-    for (c_md,), grp in group_runs(runs, ["c_md"]).items():
+    for (alpha, c_md), grp in group_runs(runs, ["alpha", "c_md"]).items():
         grp = sorted(grp, key=lambda r: r.axes.get("eta"))
         mem, dil, losses, etas = [], [], [], []
         for r in grp:
@@ -697,10 +697,10 @@ def md_model_section(name, title, source, runs) -> Section:
             ys = [d for d, l in zip(dil, losses) if l == loss]
             f = fit_line(xs, ys)
             fits[loss] = (f.slope, f.intercept)
-        fid = f"md-model-cmd{c_md:g}"
+        fid = f"md-model-a{alpha:g}-cmd{c_md:g}"
         fig, ax = F.plot_memorization_dilation(mem, dil, losses, etas, fits=fits,
                                                ylabel="dilation r*/‖h1 − h2‖")
-        ax.set_title(f"MD model, C_MD={c_md:g}", fontsize=9)
+        ax.set_title(f"MD model, α={alpha:g}, C_MD={c_md:g}", fontsize=9)
         sec.figures[fid] = fig
         sec.captions[fid] = ("The MD model's optimum for CE (α = 0) and LS: dilation against "
                              "memorization as η varies (model counterpart of seed 000 Fig. 1).")
