@@ -30,8 +30,8 @@ def test_inner_matches_brute_force_on_disc(alpha, lw, lh, frac):
     x, y = (float(v[0]) for v in _inner_binary(cfg, np.array([R]), lam))
     got = float(_g_binary(cfg, x, y, lam))
     # brute force: polar grid of the disc around h_2 = (0, rho), restricted to the quadrant
-    rad = R * np.sqrt(np.linspace(0, 1, 700))
-    ang = np.linspace(0, 2 * np.pi, 1400, endpoint=False)
+    rad = R * np.sqrt(np.linspace(0, 1, 450))
+    ang = np.linspace(0, 2 * np.pi, 900, endpoint=False)
     X = (rad[:, None] * np.cos(ang)[None, :]).ravel()
     Y = (rho + rad[:, None] * np.sin(ang)[None, :]).ravel()
     ok = (X >= 0) & (Y >= 0)
@@ -41,7 +41,7 @@ def test_inner_matches_brute_force_on_disc(alpha, lw, lh, frac):
     vals = logsumexp(Z, axis=1) - Z @ yv + lam * (X**2 + Y**2)
     k = int(np.argmin(vals))
     assert got <= vals[k] + 1e-12
-    spacing = R * 2 * np.pi / 1400 + R / 700
+    spacing = R * 2 * np.pi / 900 + R / 450
     assert math.hypot(x - X[k], y - Y[k]) <= 20 * spacing + 1e-9
     # feasibility, and the constraint is active for r < r_max (Lemma C.1)
     assert x >= 0 and y >= 0
