@@ -10,7 +10,8 @@ Schema
     ``cell_key`` (stable, unique per experiment), ``config`` (JSON of the full cell
     configuration), ``axes`` (JSON of the grid-axis values of the cell), ``status``
     (``"done"`` or ``"failed"``), ``error``, ``started_at`` / ``finished_at`` (Unix seconds),
-    ``duration_s``, ``versions`` (JSON: nclab, python, numpy, torch, platform), ``host`` and
+    ``duration_s`` (wall), ``cpu_s`` (CPU seconds of the process that ran the cell, NULL when
+    unknown), ``versions`` (JSON: nclab, python, numpy, torch, platform), ``host`` and
     ``extras`` (JSON of non-scalar results).
 ``epoch_metrics``
     ``(run_id, epoch, name, value)``: the per-epoch history of a run, long format.
@@ -84,6 +85,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at  REAL NOT NULL,
     finished_at REAL NOT NULL,
     duration_s  REAL NOT NULL,
+    cpu_s       REAL,
     versions    TEXT NOT NULL,
     host        TEXT NOT NULL,
     extras      TEXT NOT NULL DEFAULT '{}',
@@ -155,6 +157,7 @@ class RunRecord:
     history: Sequence[Mapping[str, Any]] = ()
     extras: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    cpu_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class StoredRun:
     versions: dict
     host: str
     extras: dict
+    cpu_s: float | None = None
 
 
 def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite3.Connection:
@@ -215,6 +219,9 @@ def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sq
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 60000")
         conn.executescript(_SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        if "cpu_s" not in columns:  # stores written before the column existed
+            conn.execute("ALTER TABLE runs ADD COLUMN cpu_s REAL")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             conn.execute(
@@ -303,8 +310,8 @@ def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
         )
         cur = conn.execute(
             "INSERT INTO runs (experiment, preset, stage, cell_key, config, axes, status, error,"
-            " started_at, finished_at, duration_s, versions, host, extras)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " started_at, finished_at, duration_s, cpu_s, versions, host, extras)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.experiment,
                 record.preset,
@@ -317,6 +324,7 @@ def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
                 float(record.started_at),
                 float(record.finished_at),
                 float(record.finished_at) - float(record.started_at),
+                None if record.cpu_s is None else float(record.cpu_s),
                 _json(dict(record.versions)),
                 record.host,
                 _json(dict(record.extras)),
@@ -356,18 +364,18 @@ def completed_cell_keys(conn: sqlite3.Connection, experiment: str) -> set[str]:
 
 _RUN_COLUMNS = (
     "run_id, experiment, preset, stage, cell_key, config, axes, status, error,"
-    " started_at, finished_at, duration_s, versions, host, extras"
+    " started_at, finished_at, duration_s, versions, host, extras, cpu_s"
 )
 
 
 def _decode_run(row: tuple) -> StoredRun:
     (run_id, experiment, preset, stage, cell_key, config, axes, status, error, started,
-     finished, duration, versions, host, extras) = row
+     finished, duration, versions, host, extras, cpu_s) = row
     return StoredRun(
         run_id=run_id, experiment=experiment, preset=preset, stage=stage, cell_key=cell_key,
         config=json.loads(config), axes=json.loads(axes), status=status, error=error,
         started_at=started, finished_at=finished, duration_s=duration,
-        versions=json.loads(versions), host=host, extras=json.loads(extras),
+        versions=json.loads(versions), host=host, extras=json.loads(extras), cpu_s=cpu_s,
     )
 
 
@@ -556,7 +564,7 @@ def _arrow_type(name: str):
 
     if name in ("run_id", "epoch"):
         return pa.int64()
-    if name in ("value", "started_at", "finished_at", "duration_s"):
+    if name in ("value", "started_at", "finished_at", "duration_s", "cpu_s"):
         return pa.float64()
     return pa.string()
 

@@ -91,22 +91,25 @@ def test_sigkill_mid_sweep_then_rerun_gives_the_uninterrupted_rows(tmp_path):
     assert dump(cut_store) == dump(ref_store)
 
 
-def test_sigint_stops_the_sweep_and_rerun_completes(tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_stops_the_sweep_and_rerun_completes(tmp_path, sig, code):
     store = tmp_path / "s.sqlite"
     proc = subprocess.Popen(_sweep_cmd(store), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.time() + 90
     while _done_count(store) < 1 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    assert proc.returncode == code, err
+    if sig == signal.SIGINT:
+        assert "interrupted" in err
     n = _done_count(store)
     assert 0 < n < TOTAL
     again = subprocess.run(_sweep_cmd(store), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     rows, n_epoch, n_final = dump(store)
+    assert all(r[5] == "done" for r in rows)
     assert len(rows) == TOTAL and len({r[0] for r in rows}) == TOTAL
     assert n_epoch == TOTAL * 15 * 3  # 15 epochs x 3 metrics, no orphans of stopped cells
 

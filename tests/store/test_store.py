@@ -215,3 +215,17 @@ def test_export_parquet_matches_fetch(conn, tmp_path):
 def test_table_rows_rejects_unknown_table(conn):
     with pytest.raises(SpecError, match="table must be one of"):
         st.table_rows(conn, "sqlite_master")
+
+
+def test_cpu_seconds_round_trip_and_old_stores_gain_the_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = st.connect(path)
+    st.write_run(conn, _record(key="a", cpu_s=1.25))
+    assert st.fetch_runs(conn)[0].cpu_s == 1.25
+    conn.execute("ALTER TABLE runs DROP COLUMN cpu_s")  # a store from before the column
+    conn.close()
+    conn = st.connect(path)
+    assert st.fetch_runs(conn)[0].cpu_s is None
+    st.write_run(conn, _record(key="b", cpu_s=2.0))
+    assert [r.cpu_s for r in st.fetch_runs(conn)] == [None, 2.0]
+    conn.close()

@@ -301,7 +301,7 @@ def verify_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     ``default`` grid; the rows (theorem, params, predicted, measured, rel_error, holds) go to
     ``extras["checks"]``."""
     from nclab.experiments.runner import CellResult
-    from nclab.theory.verify import run_checks
+    from nclab.ufm.checks import run_checks
 
     rows = [dict(r) if isinstance(r, Mapping) else _row_dict(r)
             for r in run_checks(quick=config["grid"] == "quick")]

@@ -450,7 +450,7 @@ register(Experiment(
     config=UFMTheory,
     stages=(Stage("main", f"{_CELLS}:verify_cell", {"grid": "grids"}),),
     presets={"paper": {}, "quick": {"grids": ("quick",)}, "tiny": {"grids": ("quick",)}},
-    requires=("nclab.theory.verify:run_checks",),
+    requires=("nclab.ufm.checks:run_checks",),
 ))
 
 

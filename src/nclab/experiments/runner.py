@@ -159,6 +159,7 @@ def execute_cell(
     from nclab.experiments.spec import Stage
 
     started = time.time()
+    cpu0 = _cpu_seconds()
     stage = Stage(name=payload["stage"], fn=payload["fn"], axes={})
     ctx = CellContext(payload["key"], report)
     record: dict[str, Any] = {
@@ -184,8 +185,14 @@ def execute_cell(
         record.update(status="failed", final={}, history=[], extras={},
                       error=f"{type(exc).__name__}: {exc}\n{tb}")
     record["finished_at"] = time.time()
+    record["cpu_s"] = _cpu_seconds() - cpu0
     record["versions"] = _versions()
     return record
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all its threads)."""
+    return time.process_time()
 
 
 # ----------------------------------------------------------------------------- workers
@@ -342,6 +349,7 @@ def run_experiment(
         )
     conn = st.connect(store)
     store_path = str(store if store is not None else st.default_store_path())
+    previous_term = _raise_on_sigterm()
     t0 = time.time()
     total = skipped = done = failed = 0
     failures: list[tuple[str, str]] = []
@@ -390,8 +398,24 @@ def run_experiment(
     finally:
         runner.close()
         conn.close()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     return SweepSummary(exp.name, preset, store_path, total, skipped, done, failed,
                         time.time() - t0, tuple(failures))
+
+
+def _raise_on_sigterm():
+    """In the main thread, turn SIGTERM into ``SystemExit(143)`` so that a terminated sweep
+    stops its workers like an interrupted one; returns the previous handler (None elsewhere)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _to_run_record(record: Mapping[str, Any]):
@@ -403,7 +427,7 @@ def _to_run_record(record: Mapping[str, Any]):
         status=record["status"], started_at=record["started_at"],
         finished_at=record["finished_at"], versions=record["versions"], host=record["host"],
         final=record["final"], history=record["history"], extras=record["extras"],
-        error=record["error"],
+        error=record["error"], cpu_s=record.get("cpu_s"),
     )
 
 

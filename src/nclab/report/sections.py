@@ -640,12 +640,13 @@ def verify_section(name, title, source, runs) -> Section:
     sec = Section(name, title, source, len(runs))
     for r in runs:
         checks = r.extras.get("checks") or []
-        rows = [[str(c.get("theorem")), _short_params(c.get("params")), _fmt(_num(c.get(
-            "predicted"))), _fmt(_num(c.get("measured"))), _fmt(_num(c.get("rel_error")), 2),
+        rows = [[str(c.get("theorem")), str(c.get("quantity", "")),
+                 _short_params(c.get("params")), _fmt(_num(c.get("predicted")), 6),
+                 _fmt(_num(c.get("measured")), 6), _fmt(_num(c.get("rel_error")), 2),
                  "holds" if c.get("holds") else "FAILS"] for c in checks]
         sec.tables.append(Table(f"Theorem checks ({r.axes.get('grid')} grid)",
-                                ["theorem", "params", "predicted", "measured", "rel error",
-                                 "result"], rows))
+                                ["theorem", "quantity", "params", "predicted", "measured",
+                                 "rel error", "result"], rows))
         by_thm: dict[str, list[dict]] = defaultdict(list)
         for c in checks:
             by_thm[str(c.get("theorem"))].append(c)
@@ -653,8 +654,11 @@ def verify_section(name, title, source, runs) -> Section:
             n_ok = sum(1 for c in cs if c.get("holds"))
             errs = [_num(c.get("rel_error")) for c in cs]
             errs = [e for e in errs if math.isfinite(e)]
+            quantities = ", ".join(dict.fromkeys(str(c.get("quantity", "")) for c in cs))
+            note = next((str(c["note"]) for c in cs if c.get("note")), "")
             sec.claims.append(Claim(
-                f"{thm}: the closed form matches the numerical minimiser.", thm,
+                f"{thm}: the predicted {quantities} matches the numerical solution"
+                + (f" ({note})" if note else "") + ".", thm,
                 f"{n_ok}/{len(cs)} grid points hold"
                 + (f", largest relative error {max(errs):.1e}" if errs else "")
                 + f"; {'supported' if n_ok == len(cs) else 'not supported'}.",
