@@ -163,3 +163,14 @@ def test_small_noise_gap_is_linear_in_eta(dist, q, alpha):
     want = (sp * q * cr2 + lh) / (cr2 * sp + 2 * lh) * cfg.h_dist**2 / c_md**2
     res = solve_md(alpha=alpha, lambda_w=lw, lambda_h=lh, eta=eta, c_md=c_md, dist=dist, n_grid=65)
     assert (1 - res.r_star / res.r_max) / eta == pytest.approx(want, rel=0.02)
+
+
+@pytest.mark.parametrize("alpha,eta,c_md,dist", [(0.0, 0.5, 0.3, "circle"), (0.2, 2.0, 5.0, "two-point"),
+                                                  (0.1, 0.05, 1.0, "gaussian")])
+def test_reduced_objective_is_convex(alpha, eta, c_md, dist):
+    """The MD problem is jointly convex in (U, r), so r -> min_U R(U, r) is convex (docs Sec. 5)."""
+    kw = dict(alpha=alpha, lambda_w=1e-3, lambda_h=1e-2, eta=eta, c_md=c_md, dist=dist)
+    r_max = solve_md(**kw, n_grid=3).r_max
+    rs = np.linspace(0, 1.5 * r_max, 601)
+    vals = md_objective(rs, **kw)
+    assert np.diff(vals, 2).min() >= -1e-12 * np.abs(vals).max()

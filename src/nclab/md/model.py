@@ -27,9 +27,12 @@ depends on :math:`\delta = y - x` and on :math:`x^2 + y^2`; minimising :math:`x^
 feasible chord :math:`\{y - x = \delta\}` has a closed form, and what is left is a convex function of
 the single variable :math:`\delta`, minimised by golden-section search to machine precision.
 
-Outer problem (over r, not convex in general): dense grid on :math:`[0, r_{\max}]` (the optimum
-never exceeds :math:`r_{\max}`: there G is constant and F strictly increasing), then bounded Brent
-refinement around the best grid point.
+Outer problem (over r): dense grid on :math:`[0, r_{\max}]` (the optimum never exceeds
+:math:`r_{\max}`: there G is constant and F strictly increasing), then bounded Brent refinement
+around the best grid point.  The issue warns that the objective need not be convex in r; in fact
+the whole MD problem is jointly convex in (U, r) (constraints (4)-(5) are second-order cones in
+(u, r), F is an average of convex functions of r), so r -> min_U R(U, r) is convex
+(``docs/md_model.md`` Sec. 5); the grid is kept as a safeguard that needs no such argument.
 
 N > 2 (beyond the paper): symmetric noise, a fraction :math:`\eta/(N-1)` of every class relabelled to
 each other class.  The noisy embedding :math:`u_{nm}` (label n, true class m) pays
