@@ -79,6 +79,9 @@ def test_objective_at_r_zero():
     G0 = _loss(cfg, cfg.H[1], 0, alpha) + _loss(cfg, cfg.H[0], 1, alpha) + 2 * lam * cfg.rho**2
     got = md_objective([0.0], alpha=alpha, eta=eta, **BASE)[0]
     assert got == pytest.approx(F0 + eta * G0, rel=1e-12)
+    # and the limit r -> 0+ is continuous
+    near = md_objective([1e-7, 1e-5], alpha=alpha, eta=eta, **BASE)
+    assert abs(near[0] - got) < abs(near[1] - got) < 1e-3
 
 
 @pytest.mark.parametrize("alpha,eta,dist", [(0.0, 0.01, "circle"), (0.1, 0.2, "circle"),
@@ -174,3 +177,12 @@ def test_reduced_objective_is_convex(alpha, eta, c_md, dist):
     rs = np.linspace(0, 1.5 * r_max, 601)
     vals = md_objective(rs, **kw)
     assert np.diff(vals, 2).min() >= -1e-12 * np.abs(vals).max()
+
+
+def test_other_validation_branches():
+    from nclab.md import compare_ce_ls
+
+    with pytest.raises(SpecError, match="eta > 0"):
+        md_objective([0.1], alpha=0.1, eta=0.0, **BASE)
+    with pytest.raises(SpecError, match="alpha_0"):
+        compare_ce_ls(alpha=0.0, eta=0.1, **BASE)
