@@ -108,3 +108,15 @@ def test_invalid_configuration(kw, match):
     alpha = kw.pop("alpha")
     with pytest.raises(SpecError, match=match):
         _nc_configuration(alpha, **kw)
+
+
+@pytest.mark.parametrize("n,alpha,lw,lh", [(2, 0.0, 1e-3, 1e-3), (2, 0.3, 4e-3, 1e-3), (4, 0.1, 1e-3, 2e-3)])
+def test_agrees_with_shared_theory_function(n, alpha, lw, lh):
+    """Cross-check with nclab.theory's (P_alpha) closed form: summed(lw, lh) = averaged(lw/N, lh/N)."""
+    theory = pytest.importorskip("nclab.theory.positive")
+    sol = theory.positive_nc_norms(n, lw / n, lh / n, alpha)
+    cfg = _nc_configuration(alpha, lambda_w=lw, lambda_h=lh, num_classes=n)
+    assert sol.nonzero
+    assert sol.margin == pytest.approx(cfg.margin, rel=1e-12)
+    assert sol.h_norm == pytest.approx(cfg.rho, rel=1e-12)
+    assert sol.weight_scale == pytest.approx(cfg.c, rel=1e-12)
