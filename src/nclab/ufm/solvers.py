@@ -410,6 +410,19 @@ def _fast(oracle, x0, f0, g0, lb, tol_abs, max_iter, record, callback):
     return _newton_polish(oracle, x, f, g, lb, tol_abs, it, max_iter, record, callback)
 
 
+def _ddot(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.linalg.blas import ddot
+
+    return float(ddot(a, b))
+
+
+def _daxpy(x: np.ndarray, y: np.ndarray, *, a: float) -> None:
+    """y += a x in place."""
+    from scipy.linalg.blas import daxpy
+
+    daxpy(x, y, a=a)
+
+
 def _lbfgs(oracle, x, f, g, tol_abs, max_iter, record, callback, memory=None):
     """Unconstrained L-BFGS (two-loop recursion) with backtracking Armijo line search, O(m n) per step.
 
@@ -426,20 +439,20 @@ def _lbfgs(oracle, x, f, g, tol_abs, max_iter, record, callback, memory=None):
     it = 0
     gnorm = float(np.linalg.norm(g))
     while it < max_iter and gnorm > tol_abs:
-        # two-loop recursion: d = -H_k g
+        # two-loop recursion: d = -H_k g (BLAS daxpy/ddot in place: no temporaries)
         q = g.copy()
         alphas = []
         for s_, y_, r_ in zip(reversed(s_list), reversed(y_list), reversed(rho_list)):
-            a_ = r_ * float(s_ @ q)
+            a_ = r_ * _ddot(s_, q)
             alphas.append(a_)
-            q -= a_ * y_
+            _daxpy(y_, q, a=-a_)
         if s_list:
-            q *= float(s_list[-1] @ y_list[-1]) / float(y_list[-1] @ y_list[-1])
+            q *= _ddot(s_list[-1], y_list[-1]) / _ddot(y_list[-1], y_list[-1])
         else:
             q *= min(1.0, 1.0 / max(gnorm, 1e-300))
         for (s_, y_, r_), a_ in zip(zip(s_list, y_list, rho_list), reversed(alphas)):
-            b_ = r_ * float(y_ @ q)
-            q += (a_ - b_) * s_
+            b_ = r_ * _ddot(y_, q)
+            _daxpy(s_, q, a=a_ - b_)
         d = -q
         slope = float(g @ d)
         if slope >= 0:  # not a descent direction: restart from steepest descent
