@@ -177,3 +177,22 @@ def test_config_validation_and_round_trip():
         TrainConfig(dataset="cifar10")
     with pytest.raises(SpecError, match="unknown TrainConfig"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+@pytest.mark.parametrize("batch_norm", ["affine", "non-affine", "none"])
+def test_synthetic_sets_train_with_every_bn_mode(batch_norm):
+    """Seed 003's setting in miniature: conic-hull data, BN affine / non-affine / none, per-layer cosines."""
+    cfg = TrainConfig(dataset="conic_hull", num_samples=500, epochs=3, device="cpu", lr=0.05,
+                      net=NetSpec(depth=3, width=32, batch_norm=batch_norm, penultimate_width=8),
+                      layer_metrics=True)
+    res = train(cfg)
+    assert res.dataset_info["num_classes"] == 4 and res.model.feature_dim == 8
+    assert np.isfinite(res.final["train_loss"])
+    assert list(res.final["layers"]) == ["block1", "block2", "block3", "features"]
+    for name, m in res.final["layers"].items():
+        assert -1.0 - 1e-9 <= m["cosine_inter_max"] <= 1.0 + 1e-9, name
+        assert 0.0 <= m["ncc_accuracy"] <= 1.0, name
+    assert 1 <= res.final["effective_depth"] <= 4
+    teacher = train(TrainConfig(dataset="teacher", num_samples=400, epochs=1, device="cpu",
+                                net=NetSpec(depth=1, width=16, batch_norm=batch_norm)))
+    assert teacher.dataset_info["name"] == "teacher" and "teacher_weights" not in teacher.dataset_info
