@@ -26,6 +26,7 @@ from nclab.theory import (
     positive_nc_paper_condition,
     simplex_etf,
     simplex_etf_error,
+    softmax_ufm_minimizer,
 )
 from nclab.ufm import UFMProblem, solve
 
@@ -157,6 +158,33 @@ def test_mse_ufm_objective_formula_direct():
     p = UFMProblem("plain", loss="mse", num_classes=k, per_class=n, dim=d, lambda_w=lw, lambda_h=lh)
     f = float(p.objective_torch(torch.tensor(np.concatenate([w.ravel(), h.ravel()]))))
     assert f == pytest.approx(sol.objective, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- plain CE/LS (seed 001 B.1)
+@pytest.mark.parametrize(
+    "c,n,lam,alpha,bias",
+    [(4, 3, 5e-3, 0.0, "none"), (3, 2, 1e-2, 0.2, "free"), (5, 2, 1e-2, 0.1, "regularized"), (3, 2, 0.2, 0.0, "none")],
+)
+def test_softmax_ufm_closed_form_matches_solver(c, n, lam, alpha, bias):
+    sol = softmax_ufm_minimizer(c, n, lam, lam, alpha=alpha, feature_dim=c)
+    p = UFMProblem("plain", loss="ls" if alpha else "ce", alpha=alpha, num_classes=c, per_class=n, dim=c,
+                   lambda_w=lam, lambda_h=lam, bias=bias, lambda_b=0.01 if bias == "regularized" else 0.0)
+    r = _solve(p, restarts=2)
+    assert r.objective == pytest.approx(sol.objective, rel=1e-9)
+    assert r.W_norm_sq == pytest.approx(sol.W_norm_sq, rel=RTOL, abs=1e-9)
+    assert r.H_norm_sq == pytest.approx(sol.H_norm_sq, rel=RTOL, abs=1e-9)
+    if sol.nonzero:
+        w = r.matrices["W"]
+        assert simplex_etf_error(w @ w.T) < 1e-6
+        # logit gap equals the predicted margin for every sample
+        z = (w @ r.matrices["H"]).T
+        y = p.labels()
+        own = z[np.arange(len(y)), y]
+        gaps = own[:, None] - z
+        gaps[np.arange(len(y)), y] = np.nan
+        np.testing.assert_allclose(np.nanmin(gaps, axis=1), sol.margin, rtol=1e-6)
+    else:
+        assert sol.objective == pytest.approx(math.log(c))
 
 
 # ----------------------------------------------------------------------------- seed 004 Thm 4.1/4.2

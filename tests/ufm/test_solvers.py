@@ -141,7 +141,9 @@ def test_predict_covers_theorems_and_returns_none_elsewhere():
     assert predict(UFMProblem("plain", loss="mse", bias="free"))["theorem"] == "seed004-thm3.2"
     assert predict(UFMProblem("positive", loss="ce"))["theorem"] == "seed000-thm3.2"
     assert predict(UFMProblem("extended-relu", loss="mse"))["theorem"] == "seed004-thm4.2"
+    assert predict(UFMProblem("plain", loss="ce", bias="regularized", lambda_b=0.1))["theorem"] == "seed001-B.1"
     assert predict(UFMProblem("plain", loss="mse", bias="regularized", lambda_b=0.1)) is None
+    assert predict(UFMProblem("plain", loss="lr", alpha=0.1)) is None
     assert predict(UFMProblem("extended-linear", loss="ce")) is None
     assert predict(UFMProblem("plain", loss="mse", dim=3)) is None  # d < K: theorem does not apply
 

@@ -6,6 +6,7 @@ function                         source
 :func:`positive_nc_norms`        Nguyen et al. (ICLR 2023), Thm 3.2 (corrected constants)
 :func:`mse_ufm_minimizer`        Tirer & Bruna (ICML 2022), Thm 3.1 (no bias), 3.2 (free bias)
 :func:`mse_ufm_threshold`        the K sqrt(n lambda_H lambda_W) >= 1 zero-minimiser threshold
+:func:`softmax_ufm_minimizer`    plain CE / LS UFM (seed 001 App. B.1), norms derived here
 :func:`extended_mse_minimizer`   Tirer & Bruna eq. (23), Thm 4.1 (norms derived here)
 :func:`extended_structure`       structural statements of Tirer & Bruna Thms 4.1 / 4.2
 :func:`min_ce_loss_norm_bounded` Pan (2023), Thm 2.3.1: least CE under norm bounds
@@ -30,6 +31,7 @@ from nclab.theory.norm_bounded import (
     cosine_similarity_limits,
     min_ce_loss_norm_bounded,
 )
+from nclab.theory.softmax_ufm import SoftmaxUFMSolution, softmax_ufm_minimizer
 from nclab.theory.positive import PositiveNCSolution, positive_nc_norms, positive_nc_paper_condition
 from nclab.theory.structure import (
     class_means,
@@ -51,6 +53,8 @@ __all__ = [
     "ExtendedUFMSolution",
     "extended_mse_minimizer",
     "extended_mse_threshold",
+    "SoftmaxUFMSolution",
+    "softmax_ufm_minimizer",
     "FixedETFSolution",
     "fixed_etf_minimizer",
     "margin_loss",

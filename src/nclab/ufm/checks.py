@@ -129,6 +129,31 @@ def _check_mse_plain(quick: bool) -> list[Check]:
     return rows
 
 
+def _check_softmax_plain(quick: bool) -> list[Check]:
+    from nclab.theory import simplex_etf_error, softmax_ufm_minimizer
+    from nclab.ufm.problems import UFMProblem
+
+    grid = [(4, 3, 5e-3, 0.0, "none"), (3, 2, 0.2, 0.0, "none")]
+    if not quick:
+        grid += [(4, 3, 5e-3, 0.1, "free"), (5, 2, 1e-2, 0.2, "regularized"), (3, 4, 0.1, 0.3, "none")]
+    rows = []
+    for c, n, lam, alpha, bias in grid:
+        sol = softmax_ufm_minimizer(c, n, lam, lam, alpha=alpha, feature_dim=c)
+        p = UFMProblem("plain", loss="ls" if alpha else "ce", alpha=alpha, num_classes=c, per_class=n, dim=c,
+                       lambda_w=lam, lambda_h=lam, bias=bias, lambda_b=lam if bias == "regularized" else 0.0)
+        r = _solve(p, restarts=2)
+        params = {"C": c, "n": n, "d": c, "lambda_w": lam, "lambda_h": lam, "alpha": alpha, "bias": bias,
+                  "gamma": round(sol.gamma, 6), "limit": round((c - 1) / c, 6)}
+        note = "" if sol.nonzero else "zero minimiser (beyond threshold)"
+        rows.append(_row("seed001-B.1", params, "objective", sol.objective, r.objective, note=note))
+        rows.append(_row("seed001-B.1", params, "W_norm_sq", sol.W_norm_sq, r.W_norm_sq, note=note))
+        rows.append(_row("seed001-B.1", params, "H_norm_sq", sol.H_norm_sq, r.H_norm_sq, note=note))
+        if sol.nonzero:
+            w = r.matrices["W"]
+            rows.append(_row("seed001-B.1", params, "ETF error of WW^T", 0.0, simplex_etf_error(w @ w.T)))
+    return rows
+
+
 # ----------------------------------------------------------------------------- seed 004 Thm 4.1/4.2
 def _check_extended(quick: bool) -> list[Check]:
     from nclab.theory import extended_mse_minimizer, extended_structure
@@ -283,13 +308,14 @@ def run_checks(*, quick: bool = False) -> list[Check]:
     Returns
     -------
     list of Check
-        Rows in the order: seed 000 Thm 3.2, seed 004 Thms 3.1/3.2, 4.1/4.2, seed 003, seed 002.
+        Rows in the order: seed 000 Thm 3.2, plain CE/LS UFM (seed 001 B.1), seed 004 Thms 3.1/3.2,
+        4.1/4.2, seed 003, fixed ETF, seed 002 Thm 4.1.
     """
     from nclab.ufm._threads import single_thread
 
     with single_thread():
         rows = []
-        for fn in (_check_positive, _check_mse_plain, _check_extended, _check_norm_bounded, _check_fixed_etf,
+        for fn in (_check_positive, _check_softmax_plain, _check_mse_plain, _check_extended, _check_norm_bounded, _check_fixed_etf,
                    _check_margin):
             rows.extend(fn(quick))
     return rows

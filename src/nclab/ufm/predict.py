@@ -2,8 +2,9 @@
 
 Maps each problem to the theorem of :mod:`nclab.theory` that covers it and returns the predicted
 ``objective``, ``W_norm_sq`` and ``H_norm_sq`` (the same quantities :class:`SolveResult` reports),
-plus the theorem's name and the condition parameter; None where no theorem applies (e.g. CE on the
-plain UFM with regularised bias, the extended model with CE, the positive model with LR/MSE).
+plus the theorem's name and the condition parameter; None where no theorem applies (e.g. MSE on the
+plain UFM with regularised bias, LR on the plain UFM, the extended model with CE, the positive model
+with LR/MSE or with a bias).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def predict(problem: UFMProblem) -> dict | None:
             if s.b is not None:
                 out["b"] = s.b.tolist()
             return out
+        if p.model == "plain" and p.loss in ("ce", "ls"):
+            if p.lambda_w <= 0 or p.lambda_h <= 0:
+                return None
+            s = T.softmax_ufm_minimizer(c, n, p.lambda_w, p.lambda_h, alpha=p.alpha if p.loss == "ls" else 0.0,
+                                        feature_dim=d)
+            return {
+                "theorem": "seed001-B.1", "objective": s.objective, "W_norm_sq": s.W_norm_sq,
+                "H_norm_sq": s.H_norm_sq, "margin": s.margin, "nonzero": s.nonzero, "threshold": s.gamma,
+            }
         if p.model == "positive" and p.loss in ("ce", "ls") and p.bias == "none":
             if p.lambda_w <= 0 or p.lambda_h <= 0:
                 return None
