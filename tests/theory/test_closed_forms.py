@@ -340,3 +340,20 @@ def test_validation_errors():
         simplex_etf(3, 3, permutation=[0, 0, 1])
     with pytest.raises(SpecError, match="loss"):
         fixed_etf_minimizer(3, 2, 1e-3, loss="hinge")
+
+
+def test_extended_structure_on_constructed_minimiser():
+    """Build the balanced factorisation of Thm 4.1 by hand: every deviation is 0; a perturbation is seen."""
+    k, n, d = 3, 2, 5
+    rng = np.random.default_rng(4)
+    v1, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    v2, _ = np.linalg.qr(rng.standard_normal((d, k)))
+    h1 = np.repeat(0.7 * v1, n, axis=1)
+    w1 = 1.3 * v2 @ v1.T
+    w2 = 0.9 * v2.T
+    labels = np.repeat(np.arange(k), n)
+    st = extended_structure(w2, w1, h1, labels, num_classes=k, activation="linear")
+    assert max(st.values()) < 1e-12
+    h1_bad = h1 + 0.05 * rng.standard_normal(h1.shape)
+    st_bad = extended_structure(w2, w1, h1_bad, labels, num_classes=k, activation="linear")
+    assert st_bad["within_h1"] > 1e-4 and st_bad["of_h1"] > 1e-3

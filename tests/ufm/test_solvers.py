@@ -173,3 +173,12 @@ def test_validation():
     with pytest.raises(SpecError, match="restarts"):
         solve(p, restarts=0)
     assert set(MODELS) >= {"plain", "positive", "extended-linear", "extended-relu", "fixed-etf"}
+
+
+def test_single_thread_restores_settings():
+    from nclab.ufm._threads import single_thread
+
+    before = torch.get_num_threads()
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -46,13 +46,10 @@ def solve_cmd(
 
         import numpy as np
 
-        from nclab.errors import SpecError
         from nclab.ufm import UFMProblem, predict, solve
 
         perm = None
         if etf_permutation_seed is not None:
-            if classes < 1:
-                raise SpecError(f"--classes must be >= 2; got {classes}.")
             perm = tuple(int(i) for i in np.random.default_rng(etf_permutation_seed).permutation(classes))
         problem = UFMProblem(
             model, loss=loss, num_classes=classes, per_class=per_class, dim=dim, lambda_w=lambda_w,

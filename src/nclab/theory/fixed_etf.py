@@ -4,15 +4,16 @@ r"""UFM with a fixed simplex-ETF classifier (seed 002 Sec. 5.2; Yang et al. 2022
     \min_H\; \frac1N\sum_{i=1}^N \ell(W h_i, y_i) + \frac{\lambda_H}{2}\|H\|_F^2,\qquad
     W = s\,(\text{simplex ETF rows}) \text{ (optionally permuted or rotated), fixed},
 
-C classes, n per class, N = Cn. The problem is strictly convex in H and invariant under the symmetries
-of the ETF, so its unique minimiser is :math:`h_i = a\, w_{y_i}` for a scalar a >= 0; the logits of a
+C classes, n per class, N = Cn. For CE, LS and MSE the problem is strictly convex in H and invariant
+under the symmetries of the ETF, so its unique minimiser is :math:`h_i = a\, w_{y_i}` for a scalar a >= 0; the logits of a
 sample are :math:`a s^2` (own class) and :math:`-a s^2/(C-1)` (others), margin
 :math:`\Delta = a s^2 C/(C-1)`, and a solves the scalar equation :math:`\varphi'(a) = 0` with
 
 .. math:: \varphi(a) = \ell(\Delta(a)) + \tfrac{\lambda_H}{2} N a^2 s^2 .
 
-For MSE, :math:`a = 1/(s^2 C/(C-1) + \lambda_H N)` exactly. Permuting or rotating the ETF does not
-change the minimal value (``docs/theory.md`` §5).
+For MSE, :math:`a = 1/(s^2 C/(C-1) + \lambda_H N)` exactly. Label relaxation is not convex in the
+logits in general; for it the symmetric point is a stationary point that the solver confirms as the
+minimiser. Permuting or rotating the ETF does not change the minimal value (``docs/theory.md`` §5).
 """
 
 from __future__ import annotations

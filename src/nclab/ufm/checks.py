@@ -216,7 +216,6 @@ def _check_norm_bounded(quick: bool) -> list[Check]:
 def _rate_row(p, r, c, params) -> Check:
     """Near-optimal points: 1 - intra = O(sqrt(eps)) and inter + 1/(C-1) = O(eps^(1/6)) as eps -> 0."""
     from nclab.theory import class_cosine_similarities, min_ce_loss_norm_bounded
-    from nclab.ufm.problems import UFMProblem  # noqa: F401
 
     rng = np.random.default_rng(0)
     m = min_ce_loss_norm_bounded(c, p.feature_norm, p.weight_norm)
@@ -360,7 +359,6 @@ def convergence_traces(*, quick: bool = False) -> dict:
 
 
 def _solve_tracked(p, iters, every):
-    from nclab.errors import ConvergenceWarning
     from nclab.ufm.solvers import solve
 
     with warnings.catch_warnings():
