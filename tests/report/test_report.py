@@ -80,7 +80,8 @@ def test_plot_functions_return_fig_and_use_given_axes():
 # --------------------------------------------------------------------------- fixture store
 
 
-def _md_runs(slopes: dict[str, float], *, seeds=(0, 1, 2), etas=(0.1, 0.2, 0.3), noise=0.01):
+def _md_runs(slopes: dict[str, float], *, seeds=(0, 1, 2), etas=(0.1, 0.2, 0.3), noise=0.01,
+             ls_acc_drop=0.5):
     """Fixture runs of md-label-noise with sqrt(NC1 test) = 0.05 + slope * memorization + noise,
     memorization growing with eta (LS memorizing 30% less than CE)."""
     rng = np.random.default_rng(1)
@@ -90,7 +91,7 @@ def _md_runs(slopes: dict[str, float], *, seeds=(0, 1, 2), etas=(0.1, 0.2, 0.3),
             for seed in seeds:
                 mem = eta * (0.7 if loss == "ls" else 1.0) * (1 + 0.05 * rng.standard_normal())
                 dil = (0.05 + slope * mem + noise * rng.standard_normal()) ** 2
-                acc = 0.95 - eta * (0.5 if loss == "ls" else 0.6)
+                acc = 0.95 - eta * (ls_acc_drop if loss == "ls" else 0.6)
                 axes = {"dataset": "mnist1d", "num_classes": 2, "eta": eta, "loss": loss,
                         "seed": seed}
                 runs.append(dict(axes=axes, final={"memorization": mem, "nc1_test": dil,
@@ -123,13 +124,17 @@ def test_md_verdicts_follow_the_data():
     assert same.supported is True
     less = [c for c in shared.claims if "memorizes less" in c.text][0]
     assert less.supported is True and "3/3 noise levels" in less.verdict
+    acc = [c for c in shared.claims if "higher test accuracy" in c.text][0]
+    assert acc.supported is True and "3/3 noise levels" in acc.verdict
     other = [c for c in shared.claims if "MSE and LR" in c.text][0]
     assert other.supported is True
     # different slopes for CE and LS: the same claim is now rejected
     apart = build_section("md-label-noise", "t", "s", _as_rundata(
-        _md_runs({"ce": 0.5, "ls": 1.5})))
+        _md_runs({"ce": 0.5, "ls": 1.5}, ls_acc_drop=0.7)))
     same2 = [c for c in apart.claims if "share the same" in c.text][0]
     assert same2.supported is False
+    acc2 = [c for c in apart.claims if "higher test accuracy" in c.text][0]
+    assert acc2.supported is False and "0/3 noise levels" in acc2.verdict
     # the slope table reports the least-squares slope of all runs of a loss
     runs = _md_runs({"ce": 0.5, "ls": 1.5})
     ce = [r for r in runs if r["axes"]["loss"] == "ce"]

@@ -207,7 +207,7 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     return CellResult(
         final={"best_val_acc": float(best_acc), "trials": float(len(trials))},
         extras={"best": best_cfg, "search": search_name, "scheduler": "hyperband",
-                "trials": trials},
+                "trials": trials, "downstream": {"best": best_cfg}},
     )
 
 
@@ -238,7 +238,7 @@ def extended_ufm_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
         curves["objective"].append(rec.objective)
         row = {"epoch": rec.iteration, "objective": rec.objective}
         for level, metrics in (rec.level_metrics or {}).items():
-            for key in ("nc1", "nc2_etf", "nc2_of", "nc3_duality"):
+            for key in ("nc1", "nc2_etf", "nc2_of", "nc3_duality", "nc3_etf"):
                 if key in metrics:
                     name = f"{key}_{level.lower()}"
                     curves.setdefault(name, []).append(metrics[key])

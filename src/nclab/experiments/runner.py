@@ -360,7 +360,8 @@ def run_experiment(
             if stage.needs is not None:
                 inputs = {}
                 for run in st.fetch_runs(conn, exp.name, stage=stage.needs):
-                    inputs[tuple(run.axes.get(a) for a in stage.match)] = run.extras
+                    inputs[tuple(run.axes.get(a) for a in stage.match)] = run.extras.get(
+                        "downstream", run.extras)
             try:
                 cells = expand_grid(exp, config, stage, inputs=inputs)
             except SpecError:

@@ -9,8 +9,9 @@ overrides are applied last and validated by the same model, so a bad value gives
 The grid of an experiment is declared by its :class:`Stage` objects: ``axes`` maps a cell
 field to the config field holding the list of its values (``{"eta": "etas", "seed":
 "seeds"}``); the grid is the Cartesian product of those lists, in declaration order.
-A stage may need an earlier stage (``needs="tune"``): its cells then receive the ``extras``
-of the upstream cell whose axis values (``match``) agree.
+A stage may need an earlier stage (``needs="tune"``): its cells then receive, as
+``config["inputs"]``, the ``extras["downstream"]`` (or, without that entry, all ``extras``) of
+the upstream cell whose axis values (``match``) agree.
 
 Cell functions are referenced by dotted path (``"nclab.experiments.cells:md_label_noise"``)
 so that a spec never imports torch or the science libraries; they are imported in the worker
