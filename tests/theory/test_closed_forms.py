@@ -126,6 +126,8 @@ def test_mse_ufm_gram_matrices_match_solver(bias, lam):
     np.testing.assert_allclose(w @ w.T, sol.WWt, atol=1e-6 * np.abs(sol.WWt).max())
     hbar = r.matrices["H"].reshape(d, k, n).mean(axis=2)
     np.testing.assert_allclose(hbar.T @ hbar, sol.HbartHbar, atol=1e-6 * np.abs(sol.HbartHbar).max())
+    h = r.matrices["H"]
+    np.testing.assert_allclose(h.T @ h, sol.HtH(), atol=1e-6 * np.abs(sol.HbartHbar).max())
     if bias == "free":
         np.testing.assert_allclose(r.matrices["b"], sol.b, atol=1e-6)
         assert simplex_etf_error(w @ w.T) < 1e-6

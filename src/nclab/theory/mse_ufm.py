@@ -96,6 +96,10 @@ class MSEUFMSolution:
     def nonzero(self) -> bool:
         return self.s > 0.0
 
+    def HtH(self) -> np.ndarray:
+        r"""Gram matrix of all N = K n features, :math:`H^\top H = \bar H^\top\bar H \otimes 1_n 1_n^\top`, (N, N)."""
+        return np.kron(self.HbartHbar, np.ones((self.num_per_class, self.num_per_class)))
+
 
 def mse_ufm_threshold(num_classes: int, num_per_class: int, lambda_w: float, lambda_h: float) -> float:
     r""":math:`K\sqrt{n\lambda_H\lambda_W}`; at or beyond 1 the plain MSE UFM minimiser is zero (Thms 3.1, 3.2)."""
