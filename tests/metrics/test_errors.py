@@ -69,3 +69,13 @@ def test_degenerate_means_warn_not_crash():
     with pytest.warns(DegenerateWarning, match="coincide"):
         m = collapse_metrics(Hc, torch.tensor([0, 1, 2, 0, 1, 2]))
     assert np.isnan(m["nc1"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_detected_through_class_sums(bad):
+    h = H.clone().double()
+    h[7, 2] = bad
+    with pytest.raises(NonFiniteError, match="features contains 1 NaN/inf"):
+        collapse_metrics(h, Y)
+    with pytest.raises(NonFiniteError, match="test_features contains 1"):
+        collapse_metrics(H, Y, test_features=h, test_labels=Y)

@@ -96,7 +96,12 @@ def pair_statistics(
     C = M.shape[0]
     f64 = torch.float64
 
+    if C * C * M.shape[1] < (1 << 24):  # small: float64 costs nothing, skip the casts
+        gram_dtype = f64
+
     def gram(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        if gram_dtype == f64:
+            return A @ B.T
         return (A.to(gram_dtype) @ B.to(gram_dtype).T).to(f64)
 
     out: dict[str, float] = {}

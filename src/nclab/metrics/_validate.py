@@ -26,8 +26,9 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
         raise ShapeError(f"{name} could not be converted to a tensor ({exc}).") from None
 
 
-def check_features(x: Any, name: str = "features", *, dim: int | None = None) -> torch.Tensor:
-    """A finite floating (n, d) matrix; integer input is promoted to float64."""
+def check_features(x: Any, name: str = "features", *, dim: int | None = None, finite: bool = True) -> torch.Tensor:
+    """A floating (n, d) matrix, checked finite unless ``finite=False`` (the caller then checks the
+    float64 class sums, which are finite exactly when the features are); integers become float64."""
     t = as_tensor(x, name)
     if t.ndim != 2:
         raise ShapeError(
@@ -40,7 +41,8 @@ def check_features(x: Any, name: str = "features", *, dim: int | None = None) ->
         t = t.to(torch.float64)
     if dim is not None and t.shape[1] != dim:
         raise ShapeError(f"{name} has dimension {t.shape[1]} but {dim} was expected.")
-    check_finite(t, name)
+    if finite:
+        check_finite(t, name)
     return t
 
 

@@ -41,7 +41,7 @@ import torch
 
 from nclab.errors import DegenerateWarning, LabelError, ShapeError
 from nclab.metrics._pairwise import pair_statistics
-from nclab.metrics._validate import check_classifier, check_features, check_labels
+from nclab.metrics._validate import check_classifier, check_features, check_finite, check_labels
 from nclab.metrics.stats import ClassMoments, _unit_rows
 
 __all__ = [
@@ -95,9 +95,10 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
-    """Rows per chunk: keeps chunk x max(d, 2C) within about tile^2 / 2 elements."""
-    rows = (tile * tile) // (2 * max(d, 2 * C, 1))
-    return int(max(64, min(4096, rows, n)))
+    """Rows per chunk: about 2^18 elements of chunk x max(d, 2C) (a cache-sized float64 block), so
+    the elementwise work of a pass stays in cache and temporaries are reused by the allocator."""
+    rows = (1 << 18) // max(d, 2 * C, 1)
+    return int(max(1, min(max(128, min(4096, rows)), n)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,7 +116,8 @@ class _PassResult:
     pair_margin: torch.Tensor | None  # (C, C) directed minima A[y, c] = min_{i in y} z_iy - z_ic
 
 
-def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int):
+def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int, name: str = "features"):
+    """float64 class counts (C,), means (C, d) and unit-vector sums (C, d); checks finiteness."""
     n, d = H.shape
     dev = H.device
     count = torch.bincount(y, minlength=C).to(torch.float64)
@@ -126,6 +128,8 @@ def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int):
         ys = y[s : s + rows]
         sums.index_add_(0, ys, h64)
         unit.index_add_(0, ys, _unit_rows(h64))
+    if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
+        check_finite(H, name)
     return count, sums / count[:, None], unit
 
 
@@ -139,12 +143,13 @@ def _engine(
     tile: int,
     pairwise_limit: int,
     want_ncc: bool = True,
+    name: str = "features",
 ) -> _PassResult:
     n, d = H.shape
     dev = H.device
     cdt = _compute_dtype(H)
     rows = _chunk_rows(n, C, d, tile)
-    count, mean, unit = _first_pass(H, y, C, rows)
+    count, mean, unit = _first_pass(H, y, C, rows, name)
     mu_g = mean.mean(0)
     M = mean - mu_g
     proj = C <= d
@@ -155,60 +160,65 @@ def _engine(
     rhs = torch.cat([M, W]) if has_w else M  # (C or 2C, d)
     rhs_c = rhs.to(cdt)
     sqn_m = (M * M).sum(1)
+    # one per-class table, gathered once per chunk: [mu_c | (M M^T)_c | (U W^T + b)_c]
     if proj:
-        G_M = M @ M.T  # (C, C): ncc score of row i = 2 (Z_i + G_M[y_i]) - ||m||^2
+        parts = [mean, M @ M.T]  # ncc score of row i = 2 (Z_i + (MM^T)_{y_i}) - ||m||^2
         if has_w:
-            UW = mean @ W.T + (b if b is not None else 0.0)  # logits = R W^T + UW[y]
-    elif has_w:
-        logit_shift = (mu_g @ W.T + (b if b is not None else 0.0)).to(cdt)
+            parts.append(mean @ W.T + (b if b is not None else 0.0))  # logits = R W^T + (UW^T + b)_{y_i}
+        table = torch.cat(parts, 1)
+    else:
+        table = mean
+        if has_w:
+            logit_shift = (mu_g @ W.T + (b if b is not None else 0.0)).to(cdt)
     sqn_m_c = sqn_m.to(cdt)
-    ncc_correct = nc4_mis = correct = 0
-    mmin = math.inf
-    msum = 0.0
+    zero = torch.zeros((), dtype=torch.float64, device=dev)
+    ncc_correct, nc4_mis, correct, msum = zero.clone(), zero.clone(), zero.clone(), zero.clone()
+    mmin = torch.full((), math.inf, dtype=torch.float64, device=dev)
     pair = None
     if has_w and C <= pairwise_limit:
         pair = torch.full((C, C), math.inf, dtype=torch.float64, device=dev)
 
+    # counters stay on the device (no host sync per chunk)
     for s in range(0, n, rows):
         ys = y[s : s + rows]
         h64 = H[s : s + rows].to(torch.float64)
-        r = h64 - mean[ys]
+        g = torch.index_select(table, 0, ys)
+        r = h64 - g[:, :d]
         sq_dev.index_add_(0, ys, (r * r).sum(1))
         if proj:
             X = (r.to(cdt) @ rhs_c.T).to(torch.float64)
             Z = X[:, :C]
             K += Z.T @ Z
-            scores = 2.0 * (Z + G_M[ys]) - sqn_m
-            logits = X[:, C:] + UW[ys] if has_w else None
+            scores = 2.0 * (Z + g[:, d : d + C]) - sqn_m
+            logits = X[:, C:] + g[:, d + C :] if has_w else None
         else:
             scatter += r.T @ r
             X = (h64 - mu_g).to(cdt) @ rhs_c.T
             scores = 2.0 * X[:, :C] - sqn_m_c
             logits = X[:, C:] + logit_shift if has_w else None
         ncc_pred = scores.argmax(1)
-        ncc_correct += int((ncc_pred == ys).sum())
+        ncc_correct += (ncc_pred == ys).sum()
         if has_w:
             pred = logits.argmax(1)
-            correct += int((pred == ys).sum())
-            nc4_mis += int((pred != ncc_pred).sum())
-            zy = logits.gather(1, ys[:, None])
-            diff = zy - logits  # (b, C): own logit minus each logit
-            others = diff.scatter(1, ys[:, None], math.inf)
+            correct += (pred == ys).sum()
+            nc4_mis += (pred != ncc_pred).sum()
+            col = ys[:, None]
+            others = (logits.gather(1, col) - logits).scatter_(1, col, math.inf)  # own minus other logits
             m = others.min(1).values.to(torch.float64)
-            mmin = min(mmin, float(m.min()))
-            msum += float(m.sum())
+            mmin = torch.minimum(mmin, m.min())
+            msum += m.sum()
             if pair is not None:
-                pair.scatter_reduce_(0, ys[:, None].expand_as(others), others.to(torch.float64), "amin")
+                pair.scatter_reduce_(0, col.expand_as(others), others.to(torch.float64), "amin")
 
     moments = ClassMoments(count=count, mean=mean, sq_dev=sq_dev, unit_sum=unit, scatter=scatter)
     return _PassResult(
         moments=moments,
         K=K,
-        ncc_correct=ncc_correct if want_ncc else None,
-        nc4_mismatch=nc4_mis if has_w else None,
-        correct=correct if has_w else None,
-        margin_min=mmin if has_w else None,
-        margin_sum=msum if has_w else None,
+        ncc_correct=int(ncc_correct) if want_ncc else None,
+        nc4_mismatch=int(nc4_mis) if has_w else None,
+        correct=int(correct) if has_w else None,
+        margin_min=float(mmin) if has_w else None,
+        margin_sum=float(msum) if has_w else None,
         pair_margin=pair,
     )
 
@@ -306,7 +316,7 @@ def class_moments(features, labels, *, num_classes: int | None = None, tile: int
 
 
 def _prepare(features, labels, num_classes):
-    H = check_features(features)
+    H = check_features(features, finite=False)  # finiteness is checked on the class sums
     y, C = check_labels(labels, H.shape[0], num_classes, device=H.device)
     return H, y, C
 
@@ -388,9 +398,9 @@ def collapse_metrics(
     if test_features is not None or test_labels is not None:
         if test_features is None or test_labels is None:
             raise ShapeError("pass both test_features and test_labels (the test set's true labels).")
-        Ht = check_features(test_features, "test_features", dim=d)
+        Ht = check_features(test_features, "test_features", dim=d, finite=False)
         yt, _ = check_labels(test_labels, Ht.shape[0], C, "test_labels", device=Ht.device)
-        res_t = _engine(Ht, yt, C, None, None, tile=tile, pairwise_limit=0, want_ncc=False)
+        res_t = _engine(Ht, yt, C, None, None, tile=tile, pairwise_limit=0, want_ncc=False, name="test_features")
         mt = res_t.moments
         out["dilation"] = _nc1_value(mt.mean - mt.mean.mean(0), mt.num_samples, K=res_t.K, scatter=mt.scatter)
         if true_labels is not None:
