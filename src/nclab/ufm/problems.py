@@ -20,8 +20,8 @@ model                  objective                                                
 :math:`\bar\ell` is the mean over the N samples of a loss of :mod:`nclab.losses` (``ce``, ``ls``, ``lr``,
 ``mse``; MSE is :math:`\tfrac12\|z - e_y\|^2`, so :math:`\bar\ell = \tfrac1{2N}\|WH - Y\|_F^2`).
 Note the different scaling of the positive model's regulariser (no 1/2, :math:`\lambda_H/n`), as
-in the source. The norm-constrained model is solved on the boundary of the constraints, which
-contains its minimiser (CE decreases along rays of positive margin), by writing
+in the source; its optional regularised bias costs :math:`\lambda_b\|b\|^2` in the same scaling.
+The norm-constrained model is solved on the boundary of the constraints, which contains its minimiser (CE decreases along rays of positive margin), by writing
 :math:`W = \sqrt C\beta\, V/\|V\|_F`, :math:`H = \sqrt N\alpha\, U/\|U\|_F`.
 """
 
