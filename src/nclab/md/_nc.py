@@ -25,10 +25,14 @@ Closed form (derived in ``docs/md_model.md``, Sec. 2).  Write :math:`s = \langle
 For N = 2: :math:`\kappa = \alpha/2 + \sqrt{2\lambda_W\lambda_H}`, :math:`\rho^2 = s^\star\sqrt{\lambda_W/(2\lambda_H)}`,
 :math:`c = \sqrt{2\lambda_H/\lambda_W}`, :math:`\|h_1 - h_2\| = \|H\| = \sqrt 2\rho`.
 
-This private helper could later be replaced by the shared ``nclab.theory`` function for seed 000
-Thm 3.2 (mind the scaling: the class-averaged problem with weight decays
-:math:`(\lambda_W, \lambda_H)` equals this summed one with :math:`(N\lambda_W, N\lambda_H)`,
-divided by N).
+The numbers come from the shared closed form :func:`nclab.theory.positive_nc_norms` (seed 000
+Thm 3.2, corrected), which solves the class-*averaged* problem :math:`(\mathcal P_\alpha)`.  The
+averaged problem with weight decays :math:`(\lambda_W, \lambda_H)` equals this summed one with
+:math:`(N\lambda_W, N\lambda_H)`, divided by N; so the summed problem with :math:`(\lambda_W,
+\lambda_H)` is solved by ``positive_nc_norms(N, lambda_W / N, lambda_H / N, alpha)`` (its
+:math:`\gamma` is the :math:`\kappa` above, its margin :math:`s^\star`, its class-mean norm
+:math:`\rho` and its weight scale :math:`c`).  This module keeps md's conventions (summed problem,
+:math:`\lambda = \lambda_H`, its own argument checks and messages) and builds W and H.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nclab.errors import SpecError
+from nclab.theory.positive import positive_nc_norms
 
 __all__: list[str] = []
 
@@ -131,18 +136,17 @@ def _nc_configuration(
     m = n if dim is None else int(dim)
     if m < n:
         raise SpecError(f"dim must be >= num_classes={n}; got {dim!r}.")
-    frac = (n - 1) / n
-    kappa = frac * alpha + 2.0 * math.sqrt(frac * lambda_w * lambda_h)
-    if kappa >= frac:
+    # summed problem with (lambda_w, lambda_h) = N x averaged problem with (lambda_w / N, lambda_h / N)
+    sol = positive_nc_norms(n, lambda_w / n, lambda_h / n, alpha)
+    kappa = sol.gamma  # = (N-1)/N alpha + 2 sqrt((N-1)/N lambda_w lambda_h)
+    if not sol.nonzero:
+        frac = (n - 1) / n
         raise SpecError(
             f"(N-1)/N*alpha + 2*sqrt((N-1)/N*lambda_w*lambda_h) = {kappa:.4g} must be < (N-1)/N = "
             f"{frac:.4g} (else the collapsed minimiser is W = H = 0); lower alpha or the weight decays."
         )
-    s = math.log((n - 1) * (1.0 - kappa) / kappa)
-    rho2 = s * math.sqrt(frac) * math.sqrt(lambda_w / lambda_h)
-    rho = math.sqrt(rho2)
-    c = s / rho2
+    rho, c = sol.h_norm, sol.weight_scale
     H = np.zeros((n, m))
     H[np.arange(n), np.arange(n)] = rho
     W = c * (H - H.mean(axis=0, keepdims=True))
-    return _NCConfig(n, alpha, lambda_w, lambda_h, kappa, s, rho, c, W, H)
+    return _NCConfig(n, alpha, lambda_w, lambda_h, kappa, sol.margin, rho, c, W, H)
