@@ -454,15 +454,14 @@ def solve_md(
     n, m = cfg.H.shape
     delta = cfg.h_dist
     r_max = eta * delta**2 / c_md
+    red = _Reduced(cfg, eta, c_md, dist)
 
-    if eta == 0.0:
+    if eta == 0.0:  # no noisy samples: r_* = 0, U = H, the risk is N F_half(0)
         u = np.broadcast_to(cfg.H[:, None, :], (n, n, m)).copy()
-        obj = float(n * (_f_binary(cfg, 0.0, cfg.lambda_h, dist)[0] if n == 2 else
-                         _f_general(cfg, 0.0, cfg.lambda_h, _class_nodes(dist, n))[0]))
+        obj = float(n * red.clean(0.0)[0])
         return MDResult(float(alpha), cfg.lambda_w, cfg.lambda_h, eta, c_md, dist, n, 0.0, 0.0, 0.0, 0.0,
                         delta, obj, u, cfg.H.copy(), cfg.W.copy(), np.zeros(1), np.array([obj]))
 
-    red = _Reduced(cfg, eta, c_md, dist)
     grid = r_max * np.linspace(0.0, 1.0, n_grid)
     vals = red(grid)
     j = int(np.argmin(vals))
