@@ -108,9 +108,7 @@ def cross_entropy(
     -------
     Tensor, 0-d: the mean loss. Cost O(n C).
     """
-    _check_alpha(alpha, "ce")
-    _check_inputs(logits, labels, num_classes)
-    return _ce(logits, labels)
+    return _evaluate("ce", logits, labels, alpha, num_classes)
 
 
 def _ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -132,15 +130,15 @@ def label_smoothing_loss(
     logits : Tensor of shape (n, C)
     labels : Tensor of shape (n,)
     alpha : float in [0, 1), default=0.0
+        Smoothing degree: the target puts :math:`1-\alpha+\alpha/C` on the label, :math:`\alpha/C` elsewhere.
     num_classes : int, optional
+        If given, must equal C.
 
     Returns
     -------
     Tensor, 0-d: the mean loss. Cost O(n C).
     """
-    a = _check_alpha(alpha, "ls")
-    _check_inputs(logits, labels, num_classes)
-    return _ls(logits, labels, a)
+    return _evaluate("ls", logits, labels, alpha, num_classes)
 
 
 def _ls(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -169,15 +167,15 @@ def label_relaxation_loss(
     logits : Tensor of shape (n, C)
     labels : Tensor of shape (n,)
     alpha : float in [0, 1), default=0.0
+        Relaxation degree: the loss (and its gradient) vanishes once :math:`p_y \ge 1-\alpha`.
     num_classes : int, optional
+        If given, must equal C.
 
     Returns
     -------
     Tensor, 0-d: the mean loss. Cost O(n C).
     """
-    a = _check_alpha(alpha, "lr")
-    _check_inputs(logits, labels, num_classes)
-    return _lr(logits, labels, a)
+    return _evaluate("lr", logits, labels, alpha, num_classes)
 
 
 def _lr(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -208,14 +206,13 @@ def mse_loss(
     alpha : float, default=0.0
         Accepted (validated in [0, 1)) for a uniform signature; MSE does not use it.
     num_classes : int, optional
+        If given, must equal C.
 
     Returns
     -------
     Tensor, 0-d: the mean loss. Cost O(n C).
     """
-    _check_alpha(alpha, "mse")
-    _check_inputs(logits, labels, num_classes)
-    return _mse(logits, labels)
+    return _evaluate("mse", logits, labels, alpha, num_classes)
 
 
 def _mse(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -230,6 +227,15 @@ _KERNELS = {
     "lr": _lr,
     "mse": lambda z, y, a: _mse(z, y),
 }
+
+
+def _evaluate(
+    name: str, logits: torch.Tensor, labels: torch.Tensor, alpha: float, num_classes: int | None
+) -> torch.Tensor:
+    """Body of the four loss functions: check alpha, then the inputs, then apply the kernel ``name``."""
+    a = _check_alpha(alpha, name)
+    _check_inputs(logits, labels, num_classes)
+    return _KERNELS[name](logits, labels, a)
 
 
 class Loss(torch.nn.Module):
