@@ -17,6 +17,7 @@ function                         source
 Derivations and every correction of the sources: ``docs/theory.md``.
 """
 
+from nclab.theory import fixed_etf, mse_ufm, norm_bounded, positive, softmax_ufm, structure
 from nclab.theory.fixed_etf import FixedETFSolution, fixed_etf_minimizer, margin_loss
 from nclab.theory.mse_ufm import (
     ExtendedUFMSolution,
@@ -43,29 +44,11 @@ from nclab.theory.structure import (
     within_class_relative,
 )
 
-__all__ = [
-    "PositiveNCSolution",
-    "positive_nc_norms",
-    "positive_nc_paper_condition",
-    "MSEUFMSolution",
-    "mse_ufm_minimizer",
-    "mse_ufm_threshold",
-    "ExtendedUFMSolution",
-    "extended_mse_minimizer",
-    "extended_mse_threshold",
-    "SoftmaxUFMSolution",
-    "softmax_ufm_minimizer",
-    "FixedETFSolution",
-    "fixed_etf_minimizer",
-    "margin_loss",
-    "min_ce_loss_norm_bounded",
-    "cosine_similarity_limits",
-    "class_cosine_similarities",
-    "simplex_etf",
-    "normalized_distance",
-    "orthogonal_frame_error",
-    "simplex_etf_error",
-    "class_means",
-    "within_class_relative",
-    "extended_structure",
-]
+# the package exports exactly what its modules export (each module's __all__ is the one list)
+__all__: list[str] = []
+__all__ += positive.__all__
+__all__ += mse_ufm.__all__
+__all__ += softmax_ufm.__all__
+__all__ += fixed_etf.__all__
+__all__ += norm_bounded.__all__
+__all__ += structure.__all__
