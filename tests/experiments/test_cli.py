@@ -74,7 +74,7 @@ def test_dry_run_lists_cells_without_running(tmp_path):
     store = tmp_path / "s.sqlite"
     r = runner.invoke(app, ["run", "md-label-noise", "--dry-run", "--store", str(store)])
     assert r.exit_code == 0
-    assert r.stdout.count("dataset=mnist1d,num_classes=2,") == 32
+    assert r.stdout.count("dataset=mnist1d,num_classes=2,") == 48
     assert not store.exists()
 
 
@@ -101,5 +101,5 @@ def test_experiments_listing():
     r = runner.invoke(app, ["experiments", "--json"])
     assert r.exit_code == 0
     rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert rows["md-label-noise"]["cells"]["quick"] == 32
+    assert rows["md-label-noise"]["cells"]["quick"] == 48
     assert rows["md-label-noise"]["source"].startswith("seed 000")

@@ -241,3 +241,23 @@ def test_missing_store_is_an_input_error(tmp_path):
 
     with pytest.raises(InputFileError, match="does not exist"):
         build_report(tmp_path / "none.sqlite", tmp_path / "out")
+
+
+def test_expected_range_of_normal_draws():
+    from nclab.report.sections import expected_range
+
+    # Shewhart's d2 constants (tabulated to 3 decimals) and a Monte Carlo estimate
+    for k, d2 in ((2, 1.128), (3, 1.693), (5, 2.326), (10, 3.078)):
+        assert expected_range(k) == pytest.approx(d2, abs=6e-4)
+    draws = np.random.default_rng(0).standard_normal((200_000, 4))
+    assert expected_range(4) == pytest.approx(np.ptp(draws, axis=1).mean(), rel=5e-3)
+    assert expected_range(1) == 0.0
+
+
+def test_level_gap_ignores_the_numerical_floor():
+    from nclab.report.sections import level_gap
+
+    curves = {"nc1_h1": [1.0, 0.1, 1e-3, 1e-9], "nc1_h2": [10.0, 0.1, 1e-5, 1e-12]}
+    # records 0-2 count: |log10 ratio| = 1, 0, 2 -> median 1; record 3 is below 1e-6
+    assert level_gap(curves) == pytest.approx(1.0)
+    assert math.isnan(level_gap({"nc1_h1": [1e-8], "nc1_h2": [1.0]}))

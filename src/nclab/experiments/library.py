@@ -134,7 +134,7 @@ register(Experiment(
     presets={
         "paper": {},
         "quick": {**_TRAIN_QUICK, "datasets": ("mnist1d",), "classes": (2,),
-                  "etas": (0.05, 0.1, 0.2, 0.3), "seeds": (0, 1)},
+                  "etas": (0.05, 0.1, 0.2, 0.3), "seeds": (0, 1, 2)},
         "tiny": {**_TRAIN_TINY, "datasets": ("mnist1d",), "classes": (2,), "etas": (0.1,),
                  "losses": ("ce", "ls"), "seeds": (0,)},
     },
