@@ -222,3 +222,46 @@ def test_epoch_progress_reaches_the_driver(tmp_path, monkeypatch):
                    progress=True)
     assert {t for _, _, t in seen} == {20}
     assert len({k for k, _, _ in seen}) == 2 and max(e for _, e, _ in seen) == 20
+
+
+def _stage_a(config, ctx):
+    from nclab.experiments import CellResult
+
+    v = config["x"] * 10 + config["offset"]
+    return CellResult(final={"v": float(v)}, extras={"downstream": {"v": v}, "noise": [1, 2]})
+
+
+def _stage_b(config, ctx):
+    from nclab.experiments import CellResult
+
+    return CellResult(final={"w": float(config["inputs"]["v"] + config["y"])})
+
+
+class _TwoStage(ExperimentConfig):
+    xs: tuple[int, ...] = (1, 2)
+    ys: tuple[int, ...] = (0, 5)
+    offset: int = 0
+
+
+_TWO = register(Experiment(
+    name="test-two-stage", title="t", source="test", config=_TwoStage,
+    stages=(Stage("a", f"{__name__}:_stage_a", {"x": "xs"}, drop=("ys",)),
+            Stage("main", f"{__name__}:_stage_b", {"x": "xs", "y": "ys"}, needs="a",
+                  match=("x",))),
+    presets={"quick": {}, "paper": {"offset": 100}}, _hidden=True,
+))
+
+
+def test_downstream_stage_gets_its_own_presets_upstream_results(tmp_path):
+    store = tmp_path / "s.sqlite"
+    for preset in ("quick", "paper"):
+        s = run_experiment(_TWO, preset=preset, store=store)
+        assert (s.total, s.done, s.failed) == (6, 6, 0)
+    conn = st.connect(store)
+    for preset, offset in (("quick", 0), ("paper", 100)):
+        runs = st.fetch_runs(conn, "test-two-stage", preset=preset, stage="main")
+        final = st.fetch_final(conn, [r.run_id for r in runs])
+        got = sorted((r.axes["x"], r.axes["y"], final[r.run_id]["w"]) for r in runs)
+        assert got == [(x, y, float(10 * x + offset + y)) for x in (1, 2) for y in (0, 5)]
+        assert all(r.config["inputs"] == {"v": 10 * r.axes["x"] + offset} for r in runs)
+    conn.close()

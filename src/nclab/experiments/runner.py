@@ -358,10 +358,13 @@ def run_experiment(
         for stage in exp.stages:
             inputs = None
             if stage.needs is not None:
+                # the upstream cells of *this* configuration (not of another preset)
+                upstream = {c.key for c in expand_grid(exp, config, stage.needs)}
                 inputs = {}
                 for run in st.fetch_runs(conn, exp.name, stage=stage.needs):
-                    inputs[tuple(run.axes.get(a) for a in stage.match)] = run.extras.get(
-                        "downstream", run.extras)
+                    if run.cell_key in upstream:
+                        inputs[tuple(run.axes.get(a) for a in stage.match)] = run.extras.get(
+                            "downstream", run.extras)
             try:
                 cells = expand_grid(exp, config, stage, inputs=inputs)
             except SpecError:
