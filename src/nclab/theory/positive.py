@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 from nclab.errors import SpecError
+from nclab.theory._logit_gap import _check_ce_ufm_args, _logit_gap
 
 __all__ = ["PositiveNCSolution", "positive_nc_norms", "positive_nc_paper_condition"]
 
@@ -82,15 +83,9 @@ class PositiveNCSolution:
 
 
 def _validate(num_classes, num_per_class, lambda_w, lambda_h, alpha, feature_dim):
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise SpecError(f"num_classes (N) must be an integer >= 2; got {num_classes!r}.")
-    if isinstance(num_per_class, bool) or not isinstance(num_per_class, int) or num_per_class < 1:
-        raise SpecError(f"num_per_class (K) must be an integer >= 1; got {num_per_class!r}.")
-    for name, v in (("lambda_w", lambda_w), ("lambda_h", lambda_h)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise SpecError(f"{name} must be a finite number > 0; got {v!r}.")
-    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha < 1.0):
-        raise SpecError(f"alpha must lie in [0, 1); got {alpha!r}.")
+    _check_ce_ufm_args(
+        num_classes, num_per_class, lambda_w, lambda_h, alpha, names=("num_classes (N)", "num_per_class (K)")
+    )
     if feature_dim is not None and feature_dim < num_classes:
         raise SpecError(
             f"Thm 3.2 needs feature_dim M >= N = {num_classes}; got M = {feature_dim}. Raise the dimension."
@@ -159,17 +154,15 @@ def positive_nc_norms(
     beta = (n - 1) / n * alpha
     kappa = 2.0 * math.sqrt(n * (n - 1) * lambda_w * lambda_h)
     gamma = beta + kappa
-    limit = (n - 1) / n
     paper = positive_nc_paper_condition(n, lambda_w, lambda_h, alpha)
-    if gamma >= limit:
+    nonzero, u, objective = _logit_gap(n, gamma)
+    if not nonzero:
         return PositiveNCSolution(
             n, k, float(lambda_w), float(lambda_h), float(alpha), False, gamma,
-            0.0, 0.0, 0.0, 0.0, 0.0, math.log(n), 0.0, paper,
+            0.0, 0.0, 0.0, 0.0, 0.0, objective, 0.0, paper,
         )
-    u = math.log((n - 1) * (1.0 - gamma) / gamma)
     w_sq = u * math.sqrt((n - 1) / n) * math.sqrt(lambda_h / lambda_w)
     h_sq = u * math.sqrt((n - 1) / n) * math.sqrt(lambda_w / lambda_h)
-    objective = math.log1p((n - 1) * math.exp(-u)) + gamma * u
     # w_n = C (h_n - hbar) with ||h_n - hbar||^2 = (N-1)/N ||h_n||^2
     weight_scale = math.sqrt(w_sq / ((n - 1) / n * h_sq))
     return PositiveNCSolution(

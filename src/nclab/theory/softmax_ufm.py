@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 from nclab.errors import SpecError
+from nclab.theory._logit_gap import _check_ce_ufm_args, _logit_gap
 
 __all__ = ["SoftmaxUFMSolution", "softmax_ufm_minimizer"]
 
@@ -79,24 +80,15 @@ def softmax_ufm_minimizer(
     SoftmaxUFMSolution
     """
     c, n = num_classes, num_per_class
-    if isinstance(c, bool) or not isinstance(c, int) or c < 2:
-        raise SpecError(f"num_classes must be an integer >= 2; got {num_classes!r}.")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SpecError(f"num_per_class must be an integer >= 1; got {num_per_class!r}.")
-    for name, v in (("lambda_w", lambda_w), ("lambda_h", lambda_h)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise SpecError(f"{name} must be a finite number > 0; got {v!r}.")
-    if not (isinstance(alpha, (int, float)) and 0.0 <= alpha < 1.0):
-        raise SpecError(f"alpha must lie in [0, 1); got {alpha!r}.")
+    _check_ce_ufm_args(c, n, lambda_w, lambda_h, alpha)
     if feature_dim is not None and feature_dim < c - 1:
         raise SpecError(f"a simplex ETF of {c} classes needs feature_dim >= {c - 1}; got {feature_dim}.")
     gamma = (c - 1) / c * alpha + (c - 1) * math.sqrt(n * lambda_w * lambda_h)
-    if gamma >= (c - 1) / c:
+    nonzero, u, obj = _logit_gap(c, gamma)
+    if not nonzero:
         return SoftmaxUFMSolution(c, n, float(lambda_w), float(lambda_h), float(alpha), gamma, False, 0.0, 0.0,
-                                  0.0, math.log(c))
-    u = math.log((c - 1) * (1 - gamma) / gamma)
+                                  0.0, obj)
     prod = (c - 1) * math.sqrt(n) * u  # ||W|| ||H||
     w_sq = prod * math.sqrt(lambda_h / lambda_w)
     h_sq = prod * math.sqrt(lambda_w / lambda_h)
-    obj = math.log1p((c - 1) * math.exp(-u)) + gamma * u
     return SoftmaxUFMSolution(c, n, float(lambda_w), float(lambda_h), float(alpha), gamma, True, u, w_sq, h_sq, obj)
