@@ -171,9 +171,6 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
         started = True
     try:
         n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        nested = _inside_ray_task()
-        if nested:  # this cell holds a CPU of the cluster while it waits: lend it to a trial
-            n_cpus = 1
         if c.get("tune_search", "auto") == "random":
             search_name, searcher = "random", None
             param_space = {k: (tune.loguniform(*a) if kind == "loguniform" else
@@ -188,7 +185,7 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
                                        mode="max")
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
-                tune.with_resources(trainable, {"cpu": 0 if nested else 1}),
+                tune.with_resources(trainable, {"cpu": 1}),
                 param_space=param_space,
                 tune_config=tune.TuneConfig(num_samples=int(c["tune_samples"]),
                                             search_alg=searcher, scheduler=scheduler,
@@ -210,17 +207,6 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
         extras={"best": best_cfg, "search": search_name, "scheduler": "hyperband",
                 "trials": trials, "downstream": {"best": best_cfg}},
     )
-
-
-def _inside_ray_task() -> bool:
-    """Whether this code runs inside a Ray task (the ``ray`` sweep backend)."""
-    try:
-        import ray
-
-        worker = ray._private.worker.global_worker
-        return ray.is_initialized() and worker.mode == ray._private.worker.WORKER_MODE
-    except Exception:
-        return False
 
 
 # --------------------------------------------------------------------------- extended UFM

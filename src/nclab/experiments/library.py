@@ -211,7 +211,7 @@ class MDLargeScale(TrainSettings):
 _LS_STAGES = (
     Stage("tune", f"{_CELLS}:tune_cell", {"dataset": "datasets", "arch": "archs",
                                           "loss": "losses"},
-          drop=("etas", "seeds")),
+          drop=("etas", "seeds"), cpus=0.01),
     Stage("main", f"{_CELLS}:train_cell", {"dataset": "datasets", "arch": "archs",
                                           "eta": "etas", "loss": "losses", "seed": "seeds"},
           needs="tune", match=("dataset", "arch", "loss"),

@@ -381,7 +381,7 @@ def run_experiment(
                 payloads = [
                     {"experiment": exp.name, "preset": preset, "stage": stage.name,
                      "fn": stage.fn, "key": c.key, "config": dict(c.config),
-                     "axes": dict(c.axes)}
+                     "axes": dict(c.axes), "cpus": stage.cpus}
                     for c in todo
                 ]
                 for record in runner.run(payloads, bars):
@@ -518,8 +518,9 @@ class _Runner:
             from ray.util.queue import Queue
 
             self._ray_queue = Queue(actor_options={"num_cpus": 0})
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
-        pending = [task.remote(p, self._ray_queue) for p in payloads]
+        task = ray.remote(max_retries=0)(_ray_task)
+        pending = [task.options(num_cpus=p.get("cpus", 1.0)).remote(p, self._ray_queue)
+                   for p in payloads]
         try:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)

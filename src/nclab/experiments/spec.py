@@ -69,6 +69,9 @@ class Stage:
         The axes on which a cell and its upstream cell must agree.
     drop : tuple of str
         Config fields not passed to this stage's cells (other stages' settings).
+    cpus : float, default=1.0
+        CPUs a cell of this stage reserves on the Ray backend (a cell that only coordinates
+        other Ray work, such as a Ray Tune search, reserves a sliver so its trials can run).
     """
 
     name: str
@@ -77,6 +80,7 @@ class Stage:
     needs: str | None = None
     match: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    cpus: float = 1.0
 
     def load(self) -> Callable:
         """Import and return the cell function."""
