@@ -53,6 +53,9 @@ def test_sweep_forwards_its_options(monkeypatch, tmp_path):
                                                      "no preset 'huge'"),
     (["sweep", "synthetic-smoke", "--backend", "slurm"], "error: --backend must be local or ray"),
     (["export", "--format", "xml"], "error: --format must be csv or parquet"),
+    (["run", "md-label-noise", "--preset", "paper"], "error: datasets cifar10, fashion_mnist, "
+                                                     "mnist, svhn are read from files; pass "
+                                                     "--set data_root=DIR"),
 ])
 def test_user_errors_are_one_line_and_exit_2(args, message, tmp_path):
     r = runner.invoke(app, args + ["--store", str(tmp_path / "s.sqlite")])

@@ -64,6 +64,22 @@ class TrainSettings(ExperimentConfig):
     layer_metrics: bool = False  # per-layer NC1 / NCC accuracy / cosines (depthwise)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
+    def preflight(self) -> None:
+        """Checks that need the user's machine, run before any cell (not at validation, so
+        that the paper presets validate everywhere)."""
+        from nclab.errors import SpecError
+
+        names = set(getattr(self, "datasets", ()) or ())
+        on_disk = sorted(names & _FILE_DATASETS)
+        if on_disk and not self.data_root:
+            raise SpecError(
+                f"datasets {', '.join(on_disk)} are read from files; pass --set data_root=DIR "
+                "(the folder with their standard files) or use --preset quick (MNIST-1D)"
+            )
+
+
+_FILE_DATASETS = {"mnist", "fashion_mnist", "cifar10", "svhn"}
+
 
 # --------------------------------------------------------------------------- synthetic-smoke
 

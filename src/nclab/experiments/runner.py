@@ -341,6 +341,9 @@ def run_experiment(
         raise SpecError(f"workers must be >= 1; got {workers}")
     exp = get_experiment(experiment) if isinstance(experiment, str) else experiment
     config = exp.resolve(preset, overrides)
+    preflight = getattr(config, "preflight", None)
+    if callable(preflight):
+        preflight()
     missing = exp.missing()
     if missing:
         raise SpecError(
