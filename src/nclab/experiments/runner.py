@@ -247,14 +247,19 @@ class _Progress:
             console=Console(stderr=True), transient=False,
         )
         self.progress.start()
-        self.grid = self.progress.add_task(f"[bold]{title}", total=total, completed=skipped)
+        from rich.markup import escape
+
+        self.grid = self.progress.add_task(f"[bold]{escape(title)}", total=total,
+                                           completed=skipped)
 
     def epoch(self, key: str, epoch: int, total: int) -> None:
         if not self.enabled:
             return
         task = self._cells.get(key)
         if task is None:
-            task = self.progress.add_task(f"  {key[:60]}", total=total)
+            from rich.markup import escape
+
+            task = self.progress.add_task(f"  {escape(key[:60])}", total=total)
             self._cells[key] = task
         self.progress.update(task, completed=epoch, total=total)
 
