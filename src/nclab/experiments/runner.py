@@ -133,8 +133,29 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _git_commit() -> str | None:
+    """The commit of the nclab checkout this code runs from (None when not a git checkout)."""
+    global _GIT_COMMIT
+    if _GIT_COMMIT is None:
+        import subprocess
+
+        try:
+            out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                                 capture_output=True, text=True, timeout=10)
+            _GIT_COMMIT = out.stdout.strip() if out.returncode == 0 else ""
+        except (OSError, subprocess.SubprocessError):
+            _GIT_COMMIT = ""
+    return _GIT_COMMIT or None
+
+
+_GIT_COMMIT: str | None = None
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    commit = _git_commit()
+    if commit:
+        out["git_commit"] = commit
     try:
         from importlib.metadata import version
 
