@@ -86,3 +86,16 @@ def test_large_class_count_tiled_equals_untiled():
     b = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], tile=4096)
     for k, v in b.items():
         assert math.isclose(a[k], v, rel_tol=1e-9, abs_tol=1e-12), k
+
+
+def test_float32_near_collapse_keeps_precision():
+    # nearly collapsed classes far from the origin: naive float32 centring would lose ~all digits
+    g = torch.Generator().manual_seed(3)
+    C, d = 4, 32
+    means = 1000.0 + torch.randn(C, d, generator=g, dtype=torch.float64)
+    y = torch.arange(C).repeat(50)
+    H32 = (means[y] + 1e-3 * torch.randn(len(y), d, generator=g, dtype=torch.float64)).float()
+    exact = collapse_metrics(H32.double(), y)  # the same float32 numbers, float64 throughout
+    got = collapse_metrics(H32, y)
+    for k in ("nc1", "nc1_quotient", "cdnv"):
+        assert math.isclose(got[k], exact[k], rel_tol=1e-6), (k, got[k], exact[k])

@@ -171,6 +171,16 @@ def _engine(
         if has_w:
             logit_shift = (mu_g @ W.T + (b if b is not None else 0.0)).to(cdt)
     sqn_m_c = sqn_m.to(cdt)
+    # Low-precision input (float32/16): the centring r = h - mu_y is done in the features' precision
+    # with mu_y split as hi + lo (two float32 numbers), which makes r correct to ~1 ulp of r itself,
+    # as if computed in float64 and rounded; every sum over samples stays float64.
+    lowp = proj and cdt != torch.float64
+    if lowp:
+        hi = mean.to(cdt)
+        table = torch.cat([hi, (mean - hi.to(torch.float64)).to(cdt), table[:, d:].to(cdt)], 1)
+        off = 2 * d
+    else:
+        off = d
     zero = torch.zeros((), dtype=torch.float64, device=dev)
     ncc_correct, nc4_mis, correct, msum = zero.clone(), zero.clone(), zero.clone(), zero.clone()
     mmin = torch.full((), math.inf, dtype=torch.float64, device=dev)
@@ -181,17 +191,27 @@ def _engine(
     # counters stay on the device (no host sync per chunk)
     for s in range(0, n, rows):
         ys = y[s : s + rows]
-        h64 = H[s : s + rows].to(torch.float64)
         g = torch.index_select(table, 0, ys)
-        r = h64 - g[:, :d]
-        sq_dev.index_add_(0, ys, (r * r).sum(1))
-        if proj:
-            X = (r.to(cdt) @ rhs_c.T).to(torch.float64)
+        if lowp:
+            r = (H[s : s + rows].to(cdt) - g[:, :d]) - g[:, d:off]
+            sq_dev.index_add_(0, ys, (r * r).sum(1).to(torch.float64))
+            X = r @ rhs_c.T
+            Z = X[:, :C].to(torch.float64)
+            K += Z.T @ Z
+            scores = 2.0 * (X[:, :C] + g[:, off : off + C]) - sqn_m_c
+            logits = X[:, C:] + g[:, off + C :] if has_w else None
+        elif proj:
+            r = H[s : s + rows].to(torch.float64) - g[:, :d]
+            sq_dev.index_add_(0, ys, (r * r).sum(1))
+            X = r @ rhs.T
             Z = X[:, :C]
             K += Z.T @ Z
             scores = 2.0 * (Z + g[:, d : d + C]) - sqn_m
             logits = X[:, C:] + g[:, d + C :] if has_w else None
         else:
+            h64 = H[s : s + rows].to(torch.float64)
+            r = h64 - g
+            sq_dev.index_add_(0, ys, (r * r).sum(1))
             scatter += r.T @ r
             X = (h64 - mu_g).to(cdt) @ rhs_c.T
             scores = 2.0 * X[:, :C] - sqn_m_c
