@@ -99,3 +99,15 @@ def test_float32_near_collapse_keeps_precision():
     got = collapse_metrics(H32, y)
     for k in ("nc1", "nc1_quotient", "cdnv"):
         assert math.isclose(got[k], exact[k], rel_tol=1e-6), (k, got[k], exact[k])
+
+
+@pytest.mark.parametrize("C,d", [(5, 8), (9, 4)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_margin_paths_agree(C, d, dtype):
+    # with and without the C x C pairwise matrix the per-sample statistics are computed differently
+    D = make_data(C=C, d=d, n_per=6, dtype=dtype)
+    full = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"])
+    fast = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], pairwise_limit=0)
+    assert "margin_normalized_min" in full and "margin_normalized_min" not in fast
+    for k in ("margin_min", "margin_mean", "accuracy", "nc4_ncc_mismatch", "ncc_accuracy"):
+        assert math.isclose(full[k], fast[k], rel_tol=1e-6, abs_tol=1e-9), k

@@ -168,8 +168,15 @@ def _engine(
         table = torch.cat(parts, 1)
     else:
         table = mean
+        # C > d: one product of [h - mu_G, 1] with [m_c, -||m_c||^2/2 ; w_c, mu_G.w_c + b_c] gives the
+        # half NCC scores and the logits directly, with no elementwise pass over the chunk x 2C block
+        aug_rhs = [torch.cat([M, -0.5 * sqn_m[:, None]], 1)]
         if has_w:
-            logit_shift = (mu_g @ W.T + (b if b is not None else 0.0)).to(cdt)
+            shift = mu_g @ W.T + (b if b is not None else 0.0)
+            aug_rhs.append(torch.cat([W, shift[:, None]], 1))
+        aug_rhs = torch.cat(aug_rhs).to(cdt)
+        aug = torch.ones(min(rows, n), d + 1, dtype=cdt, device=dev)
+        mu_g_c = mu_g.to(cdt)
     sqn_m_c = sqn_m.to(cdt)
     # Low-precision input (float32/16): the centring r = h - mu_y is done in the features' precision
     # with mu_y split as hi + lo (two float32 numbers), which makes r correct to ~1 ulp of r itself,
@@ -213,22 +220,29 @@ def _engine(
             r = h64 - g
             sq_dev.index_add_(0, ys, (r * r).sum(1))
             scatter += r.T @ r
-            X = (h64 - mu_g).to(cdt) @ rhs_c.T
-            scores = 2.0 * X[:, :C] - sqn_m_c
-            logits = X[:, C:] + logit_shift if has_w else None
+            a = aug[: ys.shape[0]]
+            torch.sub(H[s : s + rows].to(cdt), mu_g_c, out=a[:, :d])
+            X = a @ aug_rhs.T
+            scores = X[:, :C]
+            logits = X[:, C:] if has_w else None
         ncc_pred = scores.argmax(1)
         ncc_correct += (ncc_pred == ys).sum()
         if has_w:
-            pred = logits.argmax(1)
+            col = ys[:, None]
+            if pair is not None:
+                pred = logits.argmax(1)
+                others = (logits.gather(1, col) - logits).scatter_(1, col, math.inf)  # own minus other logits
+                m = others.min(1).values.to(torch.float64)
+                pair.scatter_reduce_(0, col.expand_as(others), others.to(torch.float64), "amin")
+            else:  # two max passes, in place: no chunk x C temporary
+                pred = logits.max(1).indices
+                zy = logits.gather(1, col).squeeze(1)
+                logits.scatter_(1, col, -math.inf)
+                m = (zy - logits.max(1).values).to(torch.float64)
             correct += (pred == ys).sum()
             nc4_mis += (pred != ncc_pred).sum()
-            col = ys[:, None]
-            others = (logits.gather(1, col) - logits).scatter_(1, col, math.inf)  # own minus other logits
-            m = others.min(1).values.to(torch.float64)
             mmin = torch.minimum(mmin, m.min())
             msum += m.sum()
-            if pair is not None:
-                pair.scatter_reduce_(0, col.expand_as(others), others.to(torch.float64), "amin")
 
     moments = ClassMoments(count=count, mean=mean, sq_dev=sq_dev, unit_sum=unit, scatter=scatter)
     return _PassResult(
