@@ -123,11 +123,18 @@ def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int, name: str =
     count = torch.bincount(y, minlength=C).to(torch.float64)
     sums = torch.zeros(C, d, dtype=torch.float64, device=dev)
     unit = torch.zeros(C, d, dtype=torch.float64, device=dev)
+    # chunk temporaries are allocated once: fresh multi-MB buffers per chunk cost page faults
+    hbuf = torch.empty(min(rows, n), d, dtype=torch.float64, device=dev)
+    ubuf = torch.empty_like(hbuf)
+    nbuf = torch.empty(min(rows, n), 1, dtype=torch.float64, device=dev)
     for s in range(0, n, rows):
-        h64 = H[s : s + rows].to(torch.float64)
         ys = y[s : s + rows]
+        k = ys.shape[0]
+        h64 = hbuf[:k].copy_(H[s : s + rows])
         sums.index_add_(0, ys, h64)
-        unit.index_add_(0, ys, _unit_rows(h64))
+        norms = torch.linalg.vector_norm(h64, dim=1, keepdim=True, out=nbuf[:k])
+        norms.masked_fill_(norms == 0, 1.0)
+        unit.index_add_(0, ys, torch.div(h64, norms, out=ubuf[:k]))
     if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
         check_finite(H, name)
     return count, sums / count[:, None], unit
@@ -188,6 +195,11 @@ def _engine(
         off = 2 * d
     else:
         off = d
+    gbuf = torch.empty(min(rows, n), table.shape[1], dtype=table.dtype, device=dev)  # reused gather buffer
+    if lowp:
+        rbuf = torch.empty(min(rows, n), d, dtype=cdt, device=dev)
+        xbuf = torch.empty(min(rows, n), rhs_c.shape[0], dtype=cdt, device=dev)
+        half_sqn_c = (0.5 * sqn_m).to(cdt)
     zero = torch.zeros((), dtype=torch.float64, device=dev)
     ncc_correct, nc4_mis, correct, msum = zero.clone(), zero.clone(), zero.clone(), zero.clone()
     mmin = torch.full((), math.inf, dtype=torch.float64, device=dev)
@@ -198,15 +210,16 @@ def _engine(
     # counters stay on the device (no host sync per chunk)
     for s in range(0, n, rows):
         ys = y[s : s + rows]
-        g = torch.index_select(table, 0, ys)
+        g = torch.index_select(table, 0, ys, out=gbuf[: ys.shape[0]])
         if lowp:
-            r = (H[s : s + rows].to(cdt) - g[:, :d]) - g[:, d:off]
-            sq_dev.index_add_(0, ys, (r * r).sum(1).to(torch.float64))
-            X = r @ rhs_c.T
+            k = ys.shape[0]
+            r = torch.sub(H[s : s + rows].to(cdt), g[:, :d], out=rbuf[:k]).sub_(g[:, d:off])
+            sq_dev.index_add_(0, ys, torch.linalg.vector_norm(r, dim=1).to(torch.float64).square_())
+            X = torch.matmul(r, rhs_c.T, out=xbuf[:k])
             Z = X[:, :C].to(torch.float64)
             K += Z.T @ Z
-            scores = 2.0 * (X[:, :C] + g[:, off : off + C]) - sqn_m_c
-            logits = X[:, C:] + g[:, off + C :] if has_w else None
+            scores = X[:, :C].add_(g[:, off : off + C]).sub_(half_sqn_c)  # argmax-equivalent NCC score
+            logits = X[:, C:].add_(g[:, off + C :]) if has_w else None
         elif proj:
             r = H[s : s + rows].to(torch.float64) - g[:, :d]
             sq_dev.index_add_(0, ys, (r * r).sum(1))
