@@ -137,8 +137,15 @@ def plot_metric_vs_param(
         s = np.asarray(s, float)
         ax.errorbar(x, m, yerr=s, marker="o", ms=4, capsize=2, color=_color(label, i),
                     label=str(label).upper() if str(label) in LOSS_COLORS else str(label))
+    return _finish(fig, ax, xlabel, ylabel, title, logx=logx)
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str | None, *, logx: bool = False, logy: bool = False):
+    """Shared finish of the line plots: scales, labels, title, legend, grid."""
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -164,15 +171,7 @@ def plot_curves(
     for i, (label, y) in enumerate(series.items()):
         fmt = (styles or {}).get(label, "-")
         ax.plot(x[: len(y)], y, fmt, color=f"C{i % 10}", label=str(label), lw=1.2, ms=3)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    return fig, ax
+    return _finish(fig, ax, xlabel, ylabel, title, logy=logy)
 
 
 def plot_loss_margin(
