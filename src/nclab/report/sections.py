@@ -583,6 +583,7 @@ def depthwise_section(name, title, source, runs) -> Section:
         _, intra = _layer_series(r, "cosine_intra_min")
         _, inter = _layer_series(r, "cosine_inter_max")
         _, nc1 = _layer_series(r, "nc1")
+        _, nc2 = _layer_series(r, "nc2_etf")
         if not taps:
             continue
         x = np.arange(1, len(taps) + 1)
@@ -593,11 +594,15 @@ def depthwise_section(name, title, source, runs) -> Section:
                                                               ("NCC accuracy", "min intra cos",
                                                                "max inter cos")},
                       title=f"wd={r.axes.get('weight_decay')}", ax=axes[0])
-        F.plot_curves(x, {"NC1": nc1}, xlabel="layer", ylabel="NC1", logy=True,
-                      title="within-class variability per layer", ax=axes[1])
+        per_layer = {"NC1": nc1}
+        if len(nc2) == len(nc1):
+            per_layer["NC2 (dist. to ETF)"] = nc2
+        F.plot_curves(x, per_layer, xlabel="layer", ylabel="value", logy=True,
+                      title="NC1 and NC2 per layer", ax=axes[1])
         sec.figures[fid] = fig
         sec.captions[fid] = (f"Network, weight decay {r.axes.get('weight_decay')}: per-layer "
-                             "NCC accuracy and cosines (seed 003 Fig. 3.3), NC1 (seed 004 Fig. 5).")
+                             "NCC accuracy and cosines (seed 003 Fig. 3.3), NC1 and NC2 (seed 004 Fig. 5). NC3 "
+                             "needs a C-row classifier, so it exists only at the last layer (nc3_etf_train).")
         if len(ncc) > 1:
             inc = np.mean(np.diff(ncc) >= -1e-3)
             mono_ncc.append((fid, float(inc), float(np.mean(np.diff(nc1) <= 0)) if len(nc1) > 1

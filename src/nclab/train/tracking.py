@@ -153,7 +153,9 @@ def tracked_evaluation(
         for name in model.tap_names:
             tr = train_tr if name == model.tap_names[-1] else layer_tr[name]
             m = m_train if tr is train_tr else tr.compute()
-            layers[name] = {k: m[k] for k in ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max") if k in m}
+            keys = ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max", "nc2_etf", "nc2_equinorm",
+                    "nc2_equiangular", "nc3_etf", "nc3_duality")  # NC3 exists only where the head's W applies
+            layers[name] = {k: m[k] for k in keys if k in m}
             feats.append(tr.features)
         rec["layers"] = layers
         rec["effective_depth"] = effective_depth(feats, train.labels, eps=effective_depth_eps, num_classes=num_classes)
