@@ -150,20 +150,25 @@ def pair_statistics(
             j0, j1 = blocks[bj]
             diag = bi == bj
             G = gram(M[i0:i1], M[j0:j1])
-            if diag:
-                mask = torch.ones(i1 - i0, j1 - j0, dtype=torch.bool, device=M.device).triu(1)
-            else:
-                mask = torch.ones(i1 - i0, j1 - j0, dtype=torch.bool, device=M.device)
+            if diag:  # strict upper triangle of a diagonal block
+                iu = torch.triu_indices(i1 - i0, j1 - j0, 1, device=M.device)
+
+                def pairs(T: torch.Tensor, iu=iu) -> torch.Tensor:
+                    return T[iu[0], iu[1]]
+            else:  # every entry of an off-diagonal block is a pair: no (slow) boolean indexing
+
+                def pairs(T: torch.Tensor) -> torch.Tensor:
+                    return T.reshape(-1)
             weight = 1.0 if diag else 2.0
             # distances between class means (centring cancels)
             n2i, n2j = norms_m[i0:i1] ** 2, norms_m[j0:j1] ** 2
-            dist2 = (n2i[:, None] + n2j[None, :] - 2 * G).clamp_min(0.0)[mask]
-            vsum = (var[i0:i1, None] + var[None, j0:j1])[mask]
+            dist2 = pairs((n2i[:, None] + n2j[None, :] - 2 * G).clamp_min_(0.0))
+            vsum = pairs(var[i0:i1, None] + var[None, j0:j1])
             if bool((dist2 == 0).any()):
                 cdnv_inf = True
             else:
                 cdnv_sum += float((vsum / (2 * dist2**cdnv_exponent)).sum())
-            cos = (G / (safe_nm[i0:i1, None] * safe_nm[None, j0:j1]))[mask]
+            cos = pairs(G / (safe_nm[i0:i1, None] * safe_nm[None, j0:j1]))
             eq_sum += float((cos + 1.0 / (C - 1)).abs().sum())
             dist_unit = (2.0 - 2.0 * cos).clamp_min(0.0).sqrt()
             gdist.add(dist_unit)
@@ -176,14 +181,15 @@ def pair_statistics(
             else:
                 of_sq += weight * _of_block(UU, fro_uu, C, diag)
             S = gram(unit_mean[i0:i1], unit_mean[j0:j1])
-            if mask.any():
-                inter_max = max(inter_max, float(S[mask].max()))
+            sp = pairs(S)
+            if sp.numel():
+                inter_max = max(inter_max, float(sp.max()))
             if W is not None:
                 GW = gram(W[i0:i1], W[j0:j1])
                 etfw_sq += weight * _etf_block(GW, fro_ww, C, diag) if fro_ww > 0 else 0.0
                 ofw_sq += weight * _of_block(GW, fro_ww, C, diag) if fro_ww > 0 else 0.0
                 nw = torch.where(norms_w > 0, norms_w, torch.ones_like(norms_w))
-                cw = (GW / (nw[i0:i1, None] * nw[None, j0:j1]))[mask]
+                cw = pairs(GW / (nw[i0:i1, None] * nw[None, j0:j1]))
                 eqw_sum += float((cw + 1.0 / (C - 1)).abs().sum())
         if W is not None and fro_wm > 0:
             for bj, (j0, j1) in enumerate(blocks):

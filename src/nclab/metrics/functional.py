@@ -183,6 +183,7 @@ def _engine(
             aug_rhs.append(torch.cat([W, shift[:, None]], 1))
         aug_rhs = torch.cat(aug_rhs).to(cdt)
         aug = torch.ones(min(rows, n), d + 1, dtype=cdt, device=dev)
+        xbuf = torch.empty(min(rows, n), aug_rhs.shape[0], dtype=cdt, device=dev)
         mu_g_c = mu_g.to(cdt)
     sqn_m_c = sqn_m.to(cdt)
     # Low-precision input (float32/16): the centring r = h - mu_y is done in the features' precision
@@ -235,7 +236,7 @@ def _engine(
             scatter += r.T @ r
             a = aug[: ys.shape[0]]
             torch.sub(H[s : s + rows].to(cdt), mu_g_c, out=a[:, :d])
-            X = a @ aug_rhs.T
+            X = torch.matmul(a, aug_rhs.T, out=xbuf[: ys.shape[0]])
             scores = X[:, :C]
             logits = X[:, C:] if has_w else None
         ncc_pred = scores.argmax(1)
