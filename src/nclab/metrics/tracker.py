@@ -146,8 +146,6 @@ class CollapseTracker:
             if not self._feats:
                 raise ShapeError("CollapseTracker has seen no batch; call update() first.")
             true = torch.cat(self._true) if self._true else None
-            if true is not None and "test_features" not in extra:
-                extra = dict(extra)
             return collapse_metrics(
                 self.features,
                 self.labels,
@@ -159,9 +157,7 @@ class CollapseTracker:
                 pairwise_limit=self.pairwise_limit,
                 **extra,
             )
-        W = None
-        if self._weights is not None:
-            W = self._W
+        W = self._W  # set on the first update when weights were given
         out = metrics_from_moments(self._stats.compute(), weights=W, tile=self.tile)
         if W is not None:
             out["accuracy"] = self._correct / self._n
