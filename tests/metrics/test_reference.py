@@ -111,3 +111,48 @@ def test_margin_paths_agree(C, d, dtype):
     assert "margin_normalized_min" in full and "margin_normalized_min" not in fast
     for k in ("margin_min", "margin_mean", "accuracy", "nc4_ncc_mismatch", "ncc_accuracy"):
         assert math.isclose(full[k], fast[k], rel_tol=1e-6, abs_tol=1e-9), k
+
+
+@pytest.mark.parametrize("tile", [2048, 5])
+def test_float32_pair_path_matches_float64(monkeypatch, tile):
+    # large problems with float32 features take the float32 class-pair path (d-space Frobenius
+    # distances, float32 entries, float64 sums); force it on a small problem and check against float64
+    import nclab.metrics._pairwise as P
+
+    D = make_data(C=12, d=7, n_per=9)
+    want = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], tile=tile)
+    monkeypatch.setattr(P, "SMALL_PAIR_WORK", 0)
+    got = collapse_metrics(D["H"].float(), D["y"], weights=D["W"], bias=D["b"], tile=tile)
+    assert set(got) == set(want)
+    for k, v in want.items():
+        assert math.isclose(got[k], v, rel_tol=2e-5, abs_tol=1e-6), (k, got[k], v)
+
+
+def test_float32_pair_path_exact_configurations(monkeypatch):
+    import nclab.metrics._pairwise as P
+    from nclab.metrics import simplex_etf
+
+    monkeypatch.setattr(P, "SMALL_PAIR_WORK", 0)
+    C = 6
+    E = simplex_etf(C, 8).float()
+    y = torch.arange(C).repeat(3)
+    got = collapse_metrics(E[y] + 5.0, y, weights=E.double())
+    for k in ("nc2_etf", "nc2_etf_w", "nc3_etf", "nc2_equiangular", "nc2_equiangular_w", "gnc2_dist_var"):
+        assert abs(got[k]) < 1e-6, (k, got[k])
+    frame = torch.eye(C, 8)
+    assert collapse_metrics(frame[y], y)["nc2_of"] < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's W metrics are 0/0 at W = 0
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ties_follow_first_index_argmax(dtype):
+    # all-equal logits (W = 0, b = 0): argmax is class 0 for every sample; the engine decides most rows
+    # from margin signs and must fall back to first-index argmax exactly on ties
+    D = make_data(C=5, d=6, n_per=7, dtype=dtype)
+    W = torch.zeros(5, 6, dtype=torch.float64)
+    b = torch.zeros(5, dtype=torch.float64)
+    got = collapse_metrics(D["H"], D["y"], weights=W, bias=b)
+    want = ref_all(to_np(D["H"]).astype("float64"), to_np(D["y"]).astype(int), 5, to_np(W), to_np(b))
+    assert got["accuracy"] == pytest.approx(float((D["y"] == 0).double().mean()))
+    for k in ("accuracy", "nc4_ncc_mismatch", "ncc_accuracy", "margin_min", "margin_mean"):
+        assert math.isclose(got[k], want[k], rel_tol=1e-12, abs_tol=1e-12), k

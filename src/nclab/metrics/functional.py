@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 _DEFAULT_TILE = 2048
+_BLOCK_CHUNKS = 32  # chunks whose per-row results are reduced together
 
 #: Canonical order of the keys returned by :func:`collapse_metrics`.
 METRIC_ORDER = (
@@ -101,6 +102,21 @@ def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
     return int(max(1, min(max(128, min(4096, rows)), n)))
 
 
+def _pass2_rows(n: int, C: int, d: int) -> int:
+    """Rows per chunk of the second pass. C <= d: about 2^18 elements of chunk x max(d, 2C) (cache-
+    sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
+    run at half speed, so take up to 2048 rows within a 256 MB block (128 rows at C = 250,000)."""
+    if 2 * C > d:
+        rows = _PASS2_BLOCK_BYTES // (4 * 2 * C)
+        return int(max(1, min(max(128, min(2048, rows)), n)))
+    rows = _PASS2_ELEMS // max(d, 2 * C, 1)
+    return int(max(1, min(max(128, min(4096, rows)), n)))
+
+
+_PASS2_BLOCK_BYTES = 1 << 28
+_PASS2_ELEMS = 1 << 18
+
+
 # ---------------------------------------------------------------------------------------------
 # engine
 # ---------------------------------------------------------------------------------------------
@@ -117,27 +133,30 @@ class _PassResult:
 
 
 def _first_pass(H: torch.Tensor, y: torch.Tensor, C: int, rows: int, name: str = "features"):
-    """float64 class counts (C,), means (C, d) and unit-vector sums (C, d); checks finiteness."""
+    """float64 class counts (C,), means (C, d) and unit-vector sums (C, d); checks finiteness.
+
+    Per chunk: one float64 copy of the rows, their norms (in the features' precision), the unit rows
+    next to them, and a single index_add of the (rows, 2d) block into the (C, 2d) sums."""
     n, d = H.shape
     dev = H.device
     count = torch.bincount(y, minlength=C).to(torch.float64)
-    sums = torch.zeros(C, d, dtype=torch.float64, device=dev)
-    unit = torch.zeros(C, d, dtype=torch.float64, device=dev)
+    acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=dev)  # [sums | unit sums]
     # chunk temporaries are allocated once: fresh multi-MB buffers per chunk cost page faults
-    hbuf = torch.empty(min(rows, n), d, dtype=torch.float64, device=dev)
-    ubuf = torch.empty_like(hbuf)
-    nbuf = torch.empty(min(rows, n), 1, dtype=torch.float64, device=dev)
+    buf = torch.empty(min(rows, n), 2 * d, dtype=torch.float64, device=dev)
     for s in range(0, n, rows):
         ys = y[s : s + rows]
         k = ys.shape[0]
-        h64 = hbuf[:k].copy_(H[s : s + rows])
-        sums.index_add_(0, ys, h64)
-        norms = torch.linalg.vector_norm(h64, dim=1, keepdim=True, out=nbuf[:k])
-        norms.masked_fill_(norms == 0, 1.0)
-        unit.index_add_(0, ys, torch.div(h64, norms, out=ubuf[:k]))
+        hs = H[s : s + rows]
+        b = buf[:k]
+        b[:, :d].copy_(hs)
+        norms = torch.linalg.vector_norm(hs if hs.dtype == torch.float32 else b[:, :d], dim=1, keepdim=True)
+        inv = norms.masked_fill_(norms == 0, 1.0).to(torch.float64).reciprocal_()
+        torch.mul(b[:, :d], inv, out=b[:, d:])
+        acc.index_add_(0, ys, b)
+    sums, unit = acc[:, :d], acc[:, d:]
     if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
         check_finite(H, name)
-    return count, sums / count[:, None], unit
+    return count, sums / count[:, None], unit.contiguous()
 
 
 def _engine(
@@ -155,119 +174,168 @@ def _engine(
     n, d = H.shape
     dev = H.device
     cdt = _compute_dtype(H)
-    rows = _chunk_rows(n, C, d, tile)
-    count, mean, unit = _first_pass(H, y, C, rows, name)
+    f64 = torch.float64
+    count, mean, unit = _first_pass(H, y, C, _chunk_rows(n, C, d, tile), name)
+    rows = _pass2_rows(n, C, d)
     mu_g = mean.mean(0)
     M = mean - mu_g
     proj = C <= d
-    sq_dev = torch.zeros(C, dtype=torch.float64, device=dev)
-    K = torch.zeros(C, C, dtype=torch.float64, device=dev) if proj else None
-    scatter = None if proj else torch.zeros(d, d, dtype=torch.float64, device=dev)
     has_w = W is not None
-    rhs = torch.cat([M, W]) if has_w else M  # (C or 2C, d)
-    rhs_c = rhs.to(cdt)
+    decide = want_ncc or has_w  # NCC scores and logits are needed at all
     sqn_m = (M * M).sum(1)
-    # one per-class table, gathered once per chunk: [mu_c | (M M^T)_c | (U W^T + b)_c]
+    sq_dev = torch.zeros(C, dtype=f64, device=dev)
+    K = torch.zeros(C, C, dtype=f64, device=dev) if proj else None
+    scatter = None if proj else torch.zeros(d, d, dtype=f64, device=dev)
+    k_max = min(rows, n)
     if proj:
-        parts = [mean, M @ M.T]  # ncc score of row i = 2 (Z_i + (MM^T)_{y_i}) - ||m||^2
+        # Centring in the features' precision: r' = h - hi_y with hi = mean rounded to the compute dtype
+        # (one rounding, |error| <= ulp(r')/2, the same as computing r in float64 and rounding). The
+        # offset lo = mean - hi is removed exactly at the end: sum_i (M r_i)(M r_i)^T = K' - sum_c n_c
+        # e_c e_c^T with e_c = M lo_c, because sum_{i in c} r'_i = n_c lo_c. One product r' [M; W]^T
+        # gives Z' = M r' (NC1), the NCC scores and the logits; per-class constants come from one table:
+        # score_c(h) = (h - mu_G).m_c - ||m_c||^2/2 = Z'_c + [(hi_y - mu_G).m_c - ||m_c||^2/2]
+        # logit_c(h) = w_c.h + b_c = (W r')_c + [hi_y.w_c + b_c].
+        hi = mean.to(cdt)
+        lo = mean - hi.to(f64)
+        hi64 = hi.to(f64)
+        parts = [hi, ((hi64 - mu_g) @ M.T - 0.5 * sqn_m).to(cdt)]
         if has_w:
-            parts.append(mean @ W.T + (b if b is not None else 0.0))  # logits = R W^T + (UW^T + b)_{y_i}
-        table = torch.cat(parts, 1)
+            parts.append((hi64 @ W.T + (b if b is not None else 0.0)).to(cdt))
+        table = torch.cat(parts, 1) if decide else hi
+        rhs = (torch.cat([M, W]) if has_w else M).to(cdt)
+        gbuf = torch.empty(k_max, table.shape[1], dtype=cdt, device=dev)
+        rbuf = torch.empty(k_max, d, dtype=cdt, device=dev)
     else:
-        table = mean
-        # C > d: one product of [h - mu_G, 1] with [m_c, -||m_c||^2/2 ; w_c, mu_G.w_c + b_c] gives the
-        # half NCC scores and the logits directly, with no elementwise pass over the chunk x 2C block
+        # C > d: the d x d scatter of float64 centred rows (O(n d^2)); one product of [h - mu_G, 1] with
+        # [m_c, -||m_c||^2/2 ; w_c, mu_G.w_c + b_c] gives the NCC scores and the logits directly.
         aug_rhs = [torch.cat([M, -0.5 * sqn_m[:, None]], 1)]
         if has_w:
             shift = mu_g @ W.T + (b if b is not None else 0.0)
             aug_rhs.append(torch.cat([W, shift[:, None]], 1))
-        aug_rhs = torch.cat(aug_rhs).to(cdt)
-        aug = torch.ones(min(rows, n), d + 1, dtype=cdt, device=dev)
-        xbuf = torch.empty(min(rows, n), aug_rhs.shape[0], dtype=cdt, device=dev)
+        rhs = torch.cat(aug_rhs).to(cdt)
+        aug = torch.ones(k_max, d + 1, dtype=cdt, device=dev)
         mu_g_c = mu_g.to(cdt)
-    sqn_m_c = sqn_m.to(cdt)
-    # Low-precision input (float32/16): the centring r = h - mu_y is done in the features' precision
-    # with mu_y split as hi + lo (two float32 numbers), which makes r correct to ~1 ulp of r itself,
-    # as if computed in float64 and rounded; every sum over samples stays float64.
-    lowp = proj and cdt != torch.float64
-    if lowp:
-        hi = mean.to(cdt)
-        table = torch.cat([hi, (mean - hi.to(torch.float64)).to(cdt), table[:, d:].to(cdt)], 1)
-        off = 2 * d
-    else:
-        off = d
-    gbuf = torch.empty(min(rows, n), table.shape[1], dtype=table.dtype, device=dev)  # reused gather buffer
-    if lowp:
-        rbuf = torch.empty(min(rows, n), d, dtype=cdt, device=dev)
-        xbuf = torch.empty(min(rows, n), rhs_c.shape[0], dtype=cdt, device=dev)
-        half_sqn_c = (0.5 * sqn_m).to(cdt)
-    zero = torch.zeros((), dtype=torch.float64, device=dev)
-    ncc_correct, nc4_mis, correct, msum = zero.clone(), zero.clone(), zero.clone(), zero.clone()
-    mmin = torch.full((), math.inf, dtype=torch.float64, device=dev)
+        gbuf = torch.empty(k_max, d, dtype=f64, device=dev)
+        rbuf = torch.empty(k_max, d, dtype=f64, device=dev)
+    width = rhs.shape[0]  # C or 2C
+    halves = width // C
+    xbuf = torch.empty(k_max, width, dtype=cdt, device=dev)
+    obuf = torch.empty(k_max, C, dtype=cdt, device=dev) if has_w and C <= pairwise_limit else None
+    # per-row results of a block of chunks, reduced once per block (few small ops per chunk)
+    block = min(n, rows * _BLOCK_CHUNKS)
+    marg_blk = torch.empty(halves, block, dtype=cdt, device=dev) if decide else None
+    sq_blk = torch.empty(block, dtype=cdt, device=dev) if proj else None
+    stats = torch.zeros(4, dtype=f64, device=dev)  # ncc correct, correct, nc4 mismatch, margin sum
+    mmin = torch.full((), math.inf, dtype=f64, device=dev)
     pair = None
     if has_w and C <= pairwise_limit:
-        pair = torch.full((C, C), math.inf, dtype=torch.float64, device=dev)
+        pair = torch.full((C, C), math.inf, dtype=cdt, device=dev)
+    on_cpu = dev.type == "cpu"
 
-    # counters stay on the device (no host sync per chunk)
+    def flush(b0: int, b1: int) -> None:
+        """Reduce the per-row results of rows b0..b1 (one block)."""
+        nonlocal mmin
+        L = b1 - b0
+        if proj:
+            sq_dev.index_add_(0, y[b0:b1], sq_blk[:L].to(f64).square_())
+        if not decide:
+            return
+        nm = marg_blk[0, :L]
+        if has_w:
+            lm = marg_blk[1, :L]
+            lo_, hi_ = torch.aminmax(marg_blk[:, :L], dim=0)
+            sure = (lo_ != 0) & (hi_ > 0)  # the sign of each margin decides argmax == y for both rules
+            npos, lpos = nm > 0, lm > 0
+            stats[0] += (sure & npos).sum()
+            stats[1] += (sure & lpos).sum()
+            stats[2] += (sure & (npos != lpos)).sum()
+            stats[3] += lm.sum(dtype=f64)
+            mmin = torch.minimum(mmin, lm.min().to(f64))
+        else:
+            stats[0] += (nm > 0).sum()
+
+    b0 = 0
+    # counters stay on the device (no host sync per chunk, except the rare tie/both-wrong rows on CPU)
     for s in range(0, n, rows):
         ys = y[s : s + rows]
-        g = torch.index_select(table, 0, ys, out=gbuf[: ys.shape[0]])
-        if lowp:
-            k = ys.shape[0]
-            r = torch.sub(H[s : s + rows].to(cdt), g[:, :d], out=rbuf[:k]).sub_(g[:, d:off])
-            sq_dev.index_add_(0, ys, torch.linalg.vector_norm(r, dim=1).to(torch.float64).square_())
-            X = torch.matmul(r, rhs_c.T, out=xbuf[:k])
-            Z = X[:, :C].to(torch.float64)
-            K += Z.T @ Z
-            scores = X[:, :C].add_(g[:, off : off + C]).sub_(half_sqn_c)  # argmax-equivalent NCC score
-            logits = X[:, C:].add_(g[:, off + C :]) if has_w else None
-        elif proj:
-            r = H[s : s + rows].to(torch.float64) - g[:, :d]
-            sq_dev.index_add_(0, ys, (r * r).sum(1))
-            X = r @ rhs.T
+        k = ys.shape[0]
+        hs = H[s : s + rows]
+        j = s - b0  # offset in the block
+        g = torch.index_select(table if proj else mean, 0, ys, out=gbuf[:k])
+        if proj:
+            r = torch.sub(hs.to(cdt), g[:, :d], out=rbuf[:k])
+            torch.linalg.vector_norm(r, dim=1, out=sq_blk[j : j + k])
+            X = torch.matmul(r, rhs.T, out=xbuf[:k])
             Z = X[:, :C]
-            K += Z.T @ Z
-            scores = 2.0 * (Z + g[:, d : d + C]) - sqn_m
-            logits = X[:, C:] + g[:, d + C :] if has_w else None
+            # Z'^T Z' of one chunk in the compute dtype, accumulated over chunks in float64
+            K += (Z.T @ Z).to(f64) if cdt != f64 else Z.T @ Z
+            if decide:
+                X.add_(g[:, d:])  # -> [NCC scores | logits]
         else:
-            h64 = H[s : s + rows].to(torch.float64)
-            r = h64 - g
+            r = torch.sub(hs.to(f64), g, out=rbuf[:k])
             sq_dev.index_add_(0, ys, (r * r).sum(1))
             scatter += r.T @ r
-            a = aug[: ys.shape[0]]
-            torch.sub(H[s : s + rows].to(cdt), mu_g_c, out=a[:, :d])
-            X = torch.matmul(a, aug_rhs.T, out=xbuf[: ys.shape[0]])
-            scores = X[:, :C]
-            logits = X[:, C:] if has_w else None
-        ncc_pred = scores.argmax(1)
-        ncc_correct += (ncc_pred == ys).sum()
-        if has_w:
-            col = ys[:, None]
-            if pair is not None:
-                pred = logits.argmax(1)
-                others = (logits.gather(1, col) - logits).scatter_(1, col, math.inf)  # own minus other logits
-                m = others.min(1).values.to(torch.float64)
-                pair.scatter_reduce_(0, col.expand_as(others), others.to(torch.float64), "amin")
-            else:  # two max passes, in place: no chunk x C temporary
-                pred = logits.max(1).indices
-                zy = logits.gather(1, col).squeeze(1)
-                logits.scatter_(1, col, -math.inf)
-                m = (zy - logits.max(1).values).to(torch.float64)
-            correct += (pred == ys).sum()
-            nc4_mis += (pred != ncc_pred).sum()
-            mmin = torch.minimum(mmin, m.min())
-            msum += m.sum()
+            if decide:
+                a = aug[:k]
+                torch.sub(hs.to(cdt), mu_g_c, out=a[:, :d])
+                X = torch.matmul(a, rhs.T, out=xbuf[:k])
+        if decide:
+            # margins without index reductions (argmax/min-with-indices are ~6x slower than amax on CPU):
+            # own-class value minus the best other class, per half; its sign decides argmax == y exactly
+            # unless it is 0 (a tie). fl(own - max_c x_c) = min_c fl(own - x_c), rounding being monotone.
+            X3 = X.view(k, halves, C)
+            yv = ys.view(k, 1, 1).expand(k, halves, 1)
+            own = X3.gather(2, yv)
+            if pair is not None:  # directed pair minima need own - z_c per entry (logits half)
+                O = torch.sub(own[:, 1], X3[:, 1], out=obuf[:k])
+                O.scatter_(1, ys[:, None], math.inf)
+                pair.scatter_reduce_(0, ys[:, None].expand(k, C), O, "amin")
+            X3.scatter_(2, yv, -math.inf)  # k x halves writes, restored below where argmax is needed
+            marg = torch.sub(own.squeeze(2).T, X3.amax(2).T, out=marg_blk[:, j : j + k])
+            # rows with a tie, or wrong for both rules: exact first-index argmax, as torch.argmax defines it
+            if has_w:
+                lo_, hi_ = torch.aminmax(marg, dim=0)
+                unsure = (lo_ == 0) | (hi_ <= 0)
+            else:
+                unsure = marg[0] == 0
+            if on_cpu:
+                idx = unsure.nonzero().squeeze(1)
+                Xu, yu, sel = (X3, ys[idx], None) if idx.numel() else (None, None, None)
+            else:  # no host sync on accelerators, where argmax is cheap
+                Xu, yu, sel = X3, ys, unsure
+            if Xu is not None:
+                X3.scatter_(2, yv, own)
+                if sel is None:
+                    Xu = X3[idx]
+                pred = Xu.argmax(2)  # (rows, halves)
+                hit = pred == yu[:, None]
+                if sel is not None:
+                    hit = hit & sel[:, None]
+                stats[0] += hit[:, 0].sum()
+                if has_w:
+                    stats[1] += hit[:, 1].sum()
+                    diff = pred[:, 0] != pred[:, 1]
+                    stats[2] += (diff & sel).sum() if sel is not None else diff.sum()
+        if s + k - b0 >= block or s + k == n:
+            flush(b0, s + k)
+            b0 = s + k
 
+    if proj:
+        # exact removal of the centring offset lo (see above); sum_i ||r'_i||^2 = sum ||r_i||^2 + n_c ||lo_c||^2
+        E = lo @ M.T
+        K -= E.T @ (count[:, None] * E)
+        sq_dev -= count * (lo * lo).sum(1)
+        sq_dev.clamp_min_(0.0)
     moments = ClassMoments(count=count, mean=mean, sq_dev=sq_dev, unit_sum=unit, scatter=scatter)
     return _PassResult(
         moments=moments,
         K=K,
-        ncc_correct=int(ncc_correct) if want_ncc else None,
-        nc4_mismatch=int(nc4_mis) if has_w else None,
-        correct=int(correct) if has_w else None,
+        ncc_correct=int(stats[0]) if want_ncc else None,
+        nc4_mismatch=int(stats[2]) if has_w else None,
+        correct=int(stats[1]) if has_w else None,
         margin_min=float(mmin) if has_w else None,
-        margin_sum=float(msum) if has_w else None,
-        pair_margin=pair,
+        margin_sum=float(stats[3]) if has_w else None,
+        pair_margin=pair.to(f64) if pair is not None else None,
     )
 
 
