@@ -13,21 +13,24 @@ Engine
 :func:`collapse_metrics` makes two passes over in-memory features, ``chunk`` rows at a time:
 
 1. per-class counts, float64 sums and unit-vector sums: O(n d);
-2. centred rows :math:`r_i = h_i - \mu_{y_i}` (float64) and one product :math:`R\,[M; W]^\top` in the
-   features' precision (float32 stays float32, float64 stays float64), giving at once the NC1
-   statistic :math:`K = \sum_i (M r_i)(M r_i)^\top` (C x C, float64 accumulation), the nearest-class-
-   mean scores, the logits and the margins: O(n d C).
+2. centred rows :math:`r'_i = h_i - \mathrm{hi}_{y_i}` (hi: the float64 mean rounded once to the
+   features' precision) and one product :math:`R'\,[M; W]^\top` in that precision, giving at once the
+   NC1 statistic :math:`K = \sum_i (M r_i)(M r_i)^\top` (C x C, float64 across chunks), the nearest-
+   class-mean scores, the logits and the margins: O(n d C). The offset lo = mean - hi is removed from K
+   and the squared deviations exactly at the end.
 
 NC1 never forms a d x d matrix when C <= d: with :math:`MM^\top = V\Lambda V^\top`,
 :math:`\operatorname{tr}(\Sigma_W\Sigma_B^\dagger)/C = \frac1n\sum_{k:\lambda_k>0} v_k^\top K v_k/\lambda_k^2`
 (exact: :math:`\Sigma_B^\dagger = C\,M^\top (MM^\top)^{\dagger 2} M`). When C > d the pass accumulates
-the d x d scatter instead (O(n d^2)) and products run against (h - mu_G) so that nothing n x C or C x C
-is held beyond a chunk/tile. Class-pair quantities are tiled (:mod:`nclab.metrics._pairwise`).
+the d x d scatter instead (O(n d^2)) and products run against (h - mu_G) so that nothing n x C is held
+beyond a chunk. Margins and the arg max decisions of NC4 / accuracy come from ``amax`` (the sign of
+each margin), with an exact first-index ``argmax`` only for tied or doubly wrong rows. Class-pair
+quantities are tiled (:mod:`nclab.metrics._pairwise`).
 
-Precision: every sum over samples is float64. Inner products over d run in the features' dtype
-(float16/bfloat16 are promoted to float32); for float32 input this gives about 1e-6 relative error
-in NC1 (measured in ``benchmarks/metrics.py``), for float64 input agreement with a loop-by-loop
-reference is ~1e-12.
+Precision: sums over samples are float64 (K per chunk is a float32 product for float32 input). Inner
+products over d run in the features' dtype (float16/bfloat16 are promoted to float32); float32 input
+agrees with float64 on the same numbers to ~1e-9 relative in NC1 (``benchmarks/metrics.py``), float64
+input with a loop-by-loop reference to ~1e-12.
 """
 
 from __future__ import annotations
