@@ -106,7 +106,7 @@ def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
 
 
 def _pass2_rows(n: int, C: int, d: int) -> int:
-    """Rows per chunk of the second pass. C <= d: about 2^18 elements of chunk x max(d, 2C) (cache-
+    """Rows per chunk of the second pass. C <= d: about 2^20 elements of chunk x max(d, 2C) (L3-
     sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
     run at half speed, so take up to 2048 rows within a 256 MB block (128 rows at C = 250,000)."""
     if 2 * C > d:
@@ -117,7 +117,7 @@ def _pass2_rows(n: int, C: int, d: int) -> int:
 
 
 _PASS2_BLOCK_BYTES = 1 << 28
-_PASS2_ELEMS = 1 << 18
+_PASS2_ELEMS = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
