@@ -156,3 +156,17 @@ def test_ties_follow_first_index_argmax(dtype):
     assert got["accuracy"] == pytest.approx(float((D["y"] == 0).double().mean()))
     for k in ("accuracy", "nc4_ncc_mismatch", "ncc_accuracy", "margin_min", "margin_mean"):
         assert math.isclose(got[k], want[k], rel_tol=1e-12, abs_tol=1e-12), k
+
+
+@pytest.mark.parametrize("zero_w", [False, True])
+def test_accelerator_path_agrees(monkeypatch, zero_w):
+    # the sync-free decision path used on GPUs (full argmax, masked) must equal the CPU path
+    import nclab.metrics.functional as Fn
+
+    D = make_data(C=6, d=5, n_per=11, dtype=torch.float32)
+    W = torch.zeros(6, 5, dtype=torch.float64) if zero_w else D["W"]
+    cpu = collapse_metrics(D["H"], D["y"], weights=W, bias=D["b"])
+    monkeypatch.setattr(Fn, "_host_sync_cheap", lambda device: False)
+    acc = collapse_metrics(D["H"], D["y"], weights=W, bias=D["b"])
+    for k in ("accuracy", "nc4_ncc_mismatch", "ncc_accuracy", "margin_min", "margin_mean"):
+        assert acc[k] == cpu[k], k

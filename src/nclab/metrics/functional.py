@@ -105,6 +105,12 @@ def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
     return int(max(1, min(max(128, min(4096, rows)), n)))
 
 
+def _host_sync_cheap(device: torch.device) -> bool:
+    """Whether a data-dependent branch (a host sync) costs nothing: on CPU. Accelerators take the
+    sync-free path (a full argmax, which is cheap there)."""
+    return device.type == "cpu"
+
+
 def _pass2_rows(n: int, C: int, d: int) -> int:
     """Rows per chunk of the second pass. C <= d: about 2^20 elements of chunk x max(d, 2C) (L3-
     sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
@@ -233,7 +239,7 @@ def _engine(
     pair = None
     if has_w and C <= pairwise_limit:
         pair = torch.full((C, C), math.inf, dtype=cdt, device=dev)
-    on_cpu = dev.type == "cpu"
+    on_cpu = _host_sync_cheap(dev)
 
     def flush(b0: int, b1: int) -> None:
         """Reduce the per-row results of rows b0..b1 (one block)."""
