@@ -2,10 +2,12 @@ r"""Tiled class-pair computations: every C x C quantity in O(tile^2) memory.
 
 The Gram matrices :math:`MM^\top` (centred means), :math:`UU^\top` (uncentred means),
 :math:`WW^\top`, :math:`WM^\top` and :math:`\bar S \bar S^\top` (mean unit vectors) are visited block
-by block (``tile`` rows at a time); pair statistics are reduced on the fly, Frobenius distances are
-summed elementwise (so that a perfect configuration gives exactly 0, with no cancellation) after
-their normalising Frobenius norm has been computed in d-space (:math:`\|MM^\top\|_F = \|M^\top M\|_F`,
-:math:`\|WM^\top\|_F^2 = \langle W^\top W, M^\top M\rangle`) when C exceeds the tile.
+by block (``tile`` rows at a time); pair statistics are reduced on the fly. With float64 products
+(float64 features, or small problems) the Frobenius distances are summed elementwise (so that a perfect
+configuration gives exactly 0, with no cancellation) after their normalising Frobenius norm has been
+computed in d-space when C exceeds the tile (:math:`\|MM^\top\|_F = \|M^\top M\|_F`,
+:math:`\|WM^\top\|_F^2 = \langle W^\top W, M^\top M\rangle`). With float32 products the distances
+come entirely from float64 d-space identities (:func:`_etf_dist_dspace`, :func:`_of_dist_dspace`).
 
 Cost: O(C^2 d) time for each Gram visited (symmetric ones on the upper block triangle only),
 O(tile^2 + d^2 + C d) memory.
@@ -21,31 +23,6 @@ import torch
 from nclab.errors import DegenerateWarning
 
 __all__ = ["pair_statistics"]
-
-
-class _RunningMoments:
-    """Count, mean and sum of squared deviations of a stream of scalars, merged per block (Chan)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-
-    def add(self, x: torch.Tensor) -> None:
-        k = x.numel()
-        if k == 0:
-            return
-        mb = float(x.mean())
-        m2b = float(((x - mb) ** 2).sum())
-        n = self.n + k
-        delta = mb - self.mean
-        self.mean += delta * k / n
-        self.m2 += m2b + delta * delta * self.n * k / n
-        self.n = n
-
-    @property
-    def var(self) -> float:
-        return self.m2 / self.n if self.n else math.nan
 
 
 def _fro_gram(A: torch.Tensor, B: torch.Tensor, tile: int) -> float:
