@@ -123,6 +123,7 @@ def _pass2_rows(n: int, C: int, d: int) -> int:
 
 
 _PASS2_BLOCK_BYTES = 1 << 28
+_K_ROWS = 512  # rows per float32 product of the NC1 statistic K before float64 accumulation
 _PASS2_ELEMS = 1 << 20
 
 
@@ -240,6 +241,8 @@ def _engine(
     if has_w and C <= pairwise_limit:
         pair = torch.full((C, C), math.inf, dtype=cdt, device=dev)
     on_cpu = _host_sync_cheap(dev)
+    if decide:  # flat offsets of each row's halves in the (rows, width) product; + y gives the own entries
+        fbase = (torch.arange(k_max, device=dev)[:, None] * width + torch.arange(0, width, C, device=dev)).contiguous()
 
     def flush(b0: int, b1: int) -> None:
         """Reduce the per-row results of rows b0..b1 (one block)."""
@@ -276,8 +279,14 @@ def _engine(
             torch.linalg.vector_norm(r, dim=1, out=sq_blk[j : j + k])
             X = torch.matmul(r, rhs.T, out=xbuf[:k])
             Z = X[:, :C]
-            # Z'^T Z' of one chunk in the compute dtype, accumulated over chunks in float64
-            K += (Z.T @ Z).to(f64) if cdt != f64 else Z.T @ Z
+            # Z'^T Z' over 512-row slices in the compute dtype, accumulated in float64 (longer float32
+            # sums lose accuracy: 1e-7 relative in NC1 at 2048 rows against 5e-9 at 512)
+            if cdt == f64:
+                K += Z.T @ Z
+            else:
+                for a in range(0, k, _K_ROWS):
+                    Za = Z[a : a + _K_ROWS]
+                    K += (Za.T @ Za).to(f64)
             if decide:
                 X.add_(g[:, d:])  # -> [NCC scores | logits]
         else:
@@ -292,15 +301,16 @@ def _engine(
             # margins without index reductions (argmax/min-with-indices are ~6x slower than amax on CPU):
             # own-class value minus the best other class, per half; its sign decides argmax == y exactly
             # unless it is 0 (a tie). fl(own - max_c x_c) = min_c fl(own - x_c), rounding being monotone.
-            X3 = X.view(k, halves, C)
-            yv = ys.view(k, 1, 1).expand(k, halves, 1)
-            own = X3.gather(2, yv)
+            # (flat-index select / fill run 2-3x faster than gather / scatter with an expanded index)
+            X3, flat = X.view(k, halves, C), X.view(-1)
+            fidx = torch.add(fbase[:k], ys[:, None]).view(-1)  # own entries, row-major
+            own = flat.index_select(0, fidx).view(k, halves)
             if pair is not None:  # directed pair minima need own - z_c per entry (logits half)
-                O = torch.sub(own[:, 1], X3[:, 1], out=obuf[:k])
+                O = torch.sub(own[:, 1:], X3[:, 1], out=obuf[:k])
                 O.scatter_(1, ys[:, None], math.inf)
                 pair.scatter_reduce_(0, ys[:, None].expand(k, C), O, "amin")
-            X3.scatter_(2, yv, -math.inf)  # k x halves writes, restored below where argmax is needed
-            marg = torch.sub(own.squeeze(2).T, X3.amax(2).T, out=marg_blk[:, j : j + k])
+            flat.index_fill_(0, fidx, -math.inf)  # k x halves writes, restored below where argmax is needed
+            marg = torch.sub(own.T, X3.amax(2).T, out=marg_blk[:, j : j + k])
             # rows with a tie, or wrong for both rules: exact first-index argmax, as torch.argmax defines it
             if has_w:
                 lo_, hi_ = torch.aminmax(marg, dim=0)
@@ -313,7 +323,7 @@ def _engine(
             else:  # no host sync on accelerators, where argmax is cheap
                 Xu, yu, sel = X3, ys, unsure
             if Xu is not None:
-                X3.scatter_(2, yv, own)
+                flat.index_copy_(0, fidx, own.reshape(-1))
                 if sel is None:
                     Xu = X3[idx]
                 pred = Xu.argmax(2)  # (rows, halves)
