@@ -279,10 +279,13 @@ def _engine(
             torch.linalg.vector_norm(r, dim=1, out=sq_blk[j : j + k])
             X = torch.matmul(r, rhs.T, out=xbuf[:k])
             Z = X[:, :C]
-            # Z'^T Z' over 512-row slices in the compute dtype, accumulated in float64 (longer float32
-            # sums lose accuracy: 1e-7 relative in NC1 at 2048 rows against 5e-9 at 512)
+            # Z'^T Z' in float64 for few classes; else float32 products over 512-row slices accumulated
+            # in float64 (longer float32 sums lose accuracy: 1e-7 relative in NC1 at 2048 rows, 5e-9 at 512)
             if cdt == f64:
                 K += Z.T @ Z
+            elif C <= 64:  # few classes: a float64 copy of Z costs nothing, and K is then exact
+                Z64 = Z.to(f64)
+                K += Z64.T @ Z64
             else:
                 for a in range(0, k, _K_ROWS):
                     Za = Z[a : a + _K_ROWS]
