@@ -170,3 +170,16 @@ def test_accelerator_path_agrees(monkeypatch, zero_w):
     acc = collapse_metrics(D["H"], D["y"], weights=W, bias=D["b"])
     for k in ("accuracy", "nc4_ncc_mismatch", "ncc_accuracy", "margin_min", "margin_mean"):
         assert acc[k] == cpu[k], k
+
+
+def test_float32_pair_path_at_its_natural_size():
+    # C^2 d above the threshold: float32 features take the float32 pair path without any patching
+    import nclab.metrics._pairwise as P
+
+    C, d = 200, 512
+    assert C * C * d >= P.SMALL_PAIR_WORK
+    D = make_data(C=C, d=d, n_per=3, noise=0.5)
+    want = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"])
+    got = collapse_metrics(D["H"].float(), D["y"], weights=D["W"], bias=D["b"])
+    for k, v in want.items():
+        assert math.isclose(got[k], v, rel_tol=1e-4, abs_tol=1e-6), (k, got[k], v)
