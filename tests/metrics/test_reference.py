@@ -183,3 +183,16 @@ def test_float32_pair_path_at_its_natural_size():
     got = collapse_metrics(D["H"].float(), D["y"], weights=D["W"], bias=D["b"])
     for k, v in want.items():
         assert math.isclose(got[k], v, rel_tol=1e-4, abs_tol=1e-6), (k, got[k], v)
+
+
+def test_overflowing_float32_logits_do_not_lose_samples():
+    # float32 products that overflow give inf - inf = NaN margins; those rows are decided by argmax,
+    # so every sample is still counted exactly once (accuracy and NCC accuracy stay fractions of n)
+    D = make_data(C=4, d=5, n_per=6, dtype=torch.float32)
+    W = D["W"] * 1e37
+    got = collapse_metrics(D["H"] * 1e3, D["y"], weights=W)
+    n = D["H"].shape[0]
+    for k in ("accuracy", "ncc_accuracy", "nc4_ncc_mismatch"):
+        assert 0.0 <= got[k] <= 1.0 and abs(got[k] * n - round(got[k] * n)) < 1e-9, (k, got[k])
+    want = collapse_metrics(D["H"].double() * 1e3, D["y"], weights=W)
+    assert got["ncc_accuracy"] == want["ncc_accuracy"]

@@ -111,6 +111,12 @@ def _host_sync_cheap(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
+def _decided(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Rows whose two margins (min lo, max hi) settle both arg max decisions without an argmax: no
+    margin is 0 (a tie) and at least one is positive. NaN (an overflowed float32 product) is undecided."""
+    return ((lo > 0) | (lo < 0)) & (hi > 0)
+
+
 def _pass2_rows(n: int, C: int, d: int) -> int:
     """Rows per chunk of the second pass. C <= d: about 2^20 elements of chunk x max(d, 2C) (L3-
     sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
@@ -256,7 +262,7 @@ def _engine(
         if has_w:
             lm = marg_blk[1, :L]
             lo_, hi_ = torch.aminmax(marg_blk[:, :L], dim=0)
-            sure = (lo_ != 0) & (hi_ > 0)  # the sign of each margin decides argmax == y for both rules
+            sure = _decided(lo_, hi_)  # the sign of each margin decides argmax == y for both rules
             npos, lpos = nm > 0, lm > 0
             stats[0] += (sure & npos).sum()
             stats[1] += (sure & lpos).sum()
@@ -264,7 +270,7 @@ def _engine(
             stats[3] += lm.sum(dtype=f64)
             mmin = torch.minimum(mmin, lm.min().to(f64))
         else:
-            stats[0] += (nm > 0).sum()
+            stats[0] += (nm > 0).sum()  # rows with nm == 0 or NaN were counted by exact argmax
 
     b0 = 0
     # counters stay on the device (no host sync per chunk, except the rare tie/both-wrong rows on CPU)
@@ -316,10 +322,9 @@ def _engine(
             marg = torch.sub(own.T, X3.amax(2).T, out=marg_blk[:, j : j + k])
             # rows with a tie, or wrong for both rules: exact first-index argmax, as torch.argmax defines it
             if has_w:
-                lo_, hi_ = torch.aminmax(marg, dim=0)
-                unsure = (lo_ == 0) | (hi_ <= 0)
+                unsure = ~_decided(*torch.aminmax(marg, dim=0))
             else:
-                unsure = marg[0] == 0
+                unsure = ~((marg[0] > 0) | (marg[0] < 0))  # a tie or NaN
             if on_cpu:
                 idx = unsure.nonzero().squeeze(1)
                 Xu, yu, sel = (X3, ys[idx], None) if idx.numel() else (None, None, None)
