@@ -25,11 +25,22 @@ from nclab.errors import DegenerateWarning
 __all__ = ["pair_statistics"]
 
 
+def _fro_dspace(A: torch.Tensor, B: torch.Tensor) -> float:
+    """||A B^T||_F of (C, d) matrices from d-space: ||A B^T||_F^2 = <A^T A, B^T B>, O(C d^2)."""
+    return math.sqrt(max(float(((A.T @ A) * (B.T @ B)).sum()), 0.0))
+
+
 def _fro_gram(A: torch.Tensor, B: torch.Tensor, tile: int) -> float:
     """||A B^T||_F for (C, d) matrices, through d-space when C is larger than a tile."""
     if A.shape[0] <= tile:
         return float(torch.linalg.matrix_norm(A @ B.T))
-    return math.sqrt(max(float(((A.T @ A) * (B.T @ B)).sum()), 0.0))
+    return _fro_dspace(A, B)
+
+
+def _safe_inv_norms(X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """1 / ||x_c|| per row, with 1 for zero rows (their cosines are then 0)."""
+    norms = torch.linalg.vector_norm(X, dim=1)
+    return torch.where(norms > 0, norms, torch.ones_like(norms)).reciprocal().to(dtype)
 
 
 def _blocks(C: int, tile: int):
@@ -59,7 +70,7 @@ def _etf_dist_dspace(A: torch.Tensor, B: torch.Tensor) -> float:
     ||X/f - E||^2 = 2 - 2 <X, E> / f with ||E||_F = 1 and
     <A B^T, E> = (tr(A B^T) - (1^T A)(B^T 1)/C) / sqrt(C-1)."""
     C = A.shape[0]
-    f = math.sqrt(max(float(((A.T @ A) * (B.T @ B)).sum()), 0.0))
+    f = _fro_dspace(A, B)
     if f == 0.0:
         return math.nan
     inner = (float((A * B).sum()) - float(A.sum(0) @ B.sum(0)) / C) / math.sqrt(C - 1)
@@ -69,7 +80,7 @@ def _etf_dist_dspace(A: torch.Tensor, B: torch.Tensor) -> float:
 def _of_dist_dspace(A: torch.Tensor) -> float:
     """|| A A^T / ||A A^T||_F - I/sqrt(C) ||_F = sqrt(2 - 2 ||A||_F^2 / (sqrt(C) ||A^T A||_F))."""
     C = A.shape[0]
-    f = float(torch.linalg.matrix_norm(A.T @ A))
+    f = _fro_dspace(A, A)
     if f == 0.0:
         return math.nan
     return math.sqrt(max(2.0 - 2.0 * float((A * A).sum()) / (math.sqrt(C) * f), 0.0))
@@ -108,7 +119,6 @@ def pair_statistics(
     if C * C * d < SMALL_PAIR_WORK:  # small: float64 costs nothing
         gram_dtype = f64
     exact = gram_dtype == f64
-    edt = gram_dtype
 
     out: dict[str, float] = {}
     norms_m = torch.linalg.vector_norm(M, dim=1)
@@ -127,14 +137,13 @@ def pair_statistics(
             DegenerateWarning,
             stacklevel=3,
         )
-    inv_nm = torch.where(norms_m > 0, norms_m, torch.ones_like(norms_m)).reciprocal().to(edt)
-    n2 = (norms_m**2).to(edt)
-    var_e = var.to(edt)
-    Me, Se = M.to(edt), unit_mean.to(edt)
+    inv_nm = _safe_inv_norms(M, gram_dtype)
+    n2 = (norms_m**2).to(gram_dtype)
+    var_e = var.to(gram_dtype)
+    Me, Se = M.to(gram_dtype), unit_mean.to(gram_dtype)
     if W is not None:
-        norms_w = torch.linalg.vector_norm(W, dim=1)
-        inv_nw = torch.where(norms_w > 0, norms_w, torch.ones_like(norms_w)).reciprocal().to(edt)
-        We = W.to(edt)
+        inv_nw = _safe_inv_norms(W, gram_dtype)
+        We = W.to(gram_dtype)
     if exact:
         fro_uu = _fro_gram(U, U, tile)
         if W is not None:

@@ -98,11 +98,15 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
+def _clamp_rows(rows: int, most: int, n: int) -> int:
+    """``rows`` clamped to [128, most], and to n."""
+    return int(max(1, min(max(128, min(most, rows)), n)))
+
+
 def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
     """Rows per chunk: about 2^18 elements of chunk x max(d, 2C) (a cache-sized float64 block), so
     the elementwise work of a pass stays in cache and temporaries are reused by the allocator."""
-    rows = (1 << 18) // max(d, 2 * C, 1)
-    return int(max(1, min(max(128, min(4096, rows)), n)))
+    return _clamp_rows((1 << 18) // max(d, 2 * C, 1), 4096, n)
 
 
 def _host_sync_cheap(device: torch.device) -> bool:
@@ -111,10 +115,10 @@ def _host_sync_cheap(device: torch.device) -> bool:
     return device.type == "cpu"
 
 
-def _decided(lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+def _decided(lo: torch.Tensor, hi: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Rows whose two margins (min lo, max hi) settle both arg max decisions without an argmax: no
     margin is 0 (a tie) and at least one is positive. NaN (an overflowed float32 product) is undecided."""
-    return ((lo > 0) | (lo < 0)) & (hi > 0)
+    return torch.logical_and((lo > 0) | (lo < 0), hi > 0, out=out)
 
 
 def _pass2_rows(n: int, C: int, d: int) -> int:
@@ -122,10 +126,8 @@ def _pass2_rows(n: int, C: int, d: int) -> int:
     sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
     run at half speed, so take up to 2048 rows within a 256 MB block (128 rows at C = 250,000)."""
     if 2 * C > d:
-        rows = _PASS2_BLOCK_BYTES // (4 * 2 * C)
-        return int(max(1, min(max(128, min(2048, rows)), n)))
-    rows = _PASS2_ELEMS // max(d, 2 * C, 1)
-    return int(max(1, min(max(128, min(4096, rows)), n)))
+        return _clamp_rows(_PASS2_BLOCK_BYTES // (4 * 2 * C), 2048, n)
+    return _clamp_rows(_PASS2_ELEMS // max(d, 2 * C, 1), 4096, n)
 
 
 _PASS2_BLOCK_BYTES = 1 << 28
@@ -212,8 +214,8 @@ def _engine(
         # score_c(h) = (h - mu_G).m_c - ||m_c||^2/2 = Z'_c + [(hi_y - mu_G).m_c - ||m_c||^2/2]
         # logit_c(h) = w_c.h + b_c = (W r')_c + [hi_y.w_c + b_c].
         hi = mean.to(cdt)
-        lo = mean - hi.to(f64)
         hi64 = hi.to(f64)
+        lo = mean - hi64
         parts = [hi, ((hi64 - mu_g) @ M.T - 0.5 * sqn_m).to(cdt)]
         if has_w:
             parts.append((hi64 @ W.T + (b if b is not None else 0.0)).to(cdt))
@@ -241,6 +243,7 @@ def _engine(
     block = min(n, rows * _BLOCK_CHUNKS)
     marg_blk = torch.empty(halves, block, dtype=cdt, device=dev) if decide else None
     sq_blk = torch.empty(block, dtype=cdt, device=dev) if proj else None
+    sure_blk = torch.empty(block, dtype=torch.bool, device=dev) if has_w else None  # margins decide both rules
     stats = torch.zeros(4, dtype=f64, device=dev)  # ncc correct, correct, nc4 mismatch, margin sum
     mmin = torch.full((), math.inf, dtype=f64, device=dev)
     pair = None
@@ -261,8 +264,7 @@ def _engine(
         nm = marg_blk[0, :L]
         if has_w:
             lm = marg_blk[1, :L]
-            lo_, hi_ = torch.aminmax(marg_blk[:, :L], dim=0)
-            sure = _decided(lo_, hi_)  # the sign of each margin decides argmax == y for both rules
+            sure = sure_blk[:L]  # the other rows were counted by exact argmax
             npos, lpos = nm > 0, lm > 0
             stats[0] += (sure & npos).sum()
             stats[1] += (sure & lpos).sum()
@@ -322,7 +324,7 @@ def _engine(
             marg = torch.sub(own.T, X3.amax(2).T, out=marg_blk[:, j : j + k])
             # rows with a tie, or wrong for both rules: exact first-index argmax, as torch.argmax defines it
             if has_w:
-                unsure = ~_decided(*torch.aminmax(marg, dim=0))
+                unsure = ~_decided(*torch.aminmax(marg, dim=0), out=sure_blk[j : j + k])
             else:
                 unsure = ~((marg[0] > 0) | (marg[0] < 0))  # a tie or NaN
             if on_cpu:
