@@ -196,3 +196,27 @@ def test_overflowing_float32_logits_do_not_lose_samples():
         assert 0.0 <= got[k] <= 1.0 and abs(got[k] * n - round(got[k] * n)) < 1e-9, (k, got[k])
     want = collapse_metrics(D["H"].double() * 1e3, D["y"], weights=W)
     assert got["ncc_accuracy"] == want["ncc_accuracy"]
+
+
+@pytest.mark.parametrize("case", [dict(C=4, d=9), dict(C=9, d=4), dict(C=70, d=80)], ids=["C<d", "C>d", "C>64"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_many_chunks_and_blocks_equal_one_chunk(monkeypatch, case, dtype):
+    # small inputs fit one chunk; force chunks of a few rows (and blocks of a few chunks) so that the
+    # cross-chunk accumulation, the block reduction and the float32 512-row K slices are exercised
+    import nclab.metrics.functional as Fn
+
+    D = make_data(**case, n_per=13, dtype=dtype, with_test=True)
+    kw = dict(weights=D["W"], bias=D["b"], test_features=D["Ht"].to(dtype), test_labels=D["yt"],
+              true_labels=D["ytrue"])
+    one = collapse_metrics(D["H"], D["yobs"], **kw)
+    monkeypatch.setattr(Fn, "_chunk_rows", lambda n, C, d, tile: 5)
+    monkeypatch.setattr(Fn, "_pass2_rows", lambda n, C, d: 7)
+    monkeypatch.setattr(Fn, "_BLOCK_CHUNKS", 3)
+    monkeypatch.setattr(Fn, "_K_ROWS", 3)
+    many = collapse_metrics(D["H"], D["yobs"], **kw)
+    assert set(many) == set(one)
+    # float32: K is a float32 product per 512-row slice (1e-6 relative here, an ill-conditioned
+    # Sigma_B with 70 means in 80 dimensions); 3-row slices round differently
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for k, v in one.items():
+        assert math.isclose(many[k], v, rel_tol=tol, abs_tol=tol), (k, many[k], v)

@@ -105,8 +105,9 @@ def _clamp_rows(rows: int, most: int, n: int) -> int:
 
 def _chunk_rows(n: int, C: int, d: int, tile: int) -> int:
     """Rows per chunk: about 2^18 elements of chunk x max(d, 2C) (a cache-sized float64 block), so
-    the elementwise work of a pass stays in cache and temporaries are reused by the allocator."""
-    return _clamp_rows((1 << 18) // max(d, 2 * C, 1), 4096, n)
+    the elementwise work of a pass stays in cache and temporaries are reused by the allocator. Narrow
+    rows give long chunks: on small problems the cost is the number of operations, not their size."""
+    return _clamp_rows((1 << 18) // max(d, 2 * C, 1), _MAX_ROWS, n)
 
 
 def _host_sync_cheap(device: torch.device) -> bool:
@@ -122,14 +123,17 @@ def _decided(lo: torch.Tensor, hi: torch.Tensor, out: torch.Tensor | None = None
 
 
 def _pass2_rows(n: int, C: int, d: int) -> int:
-    """Rows per chunk of the second pass. C <= d: about 2^20 elements of chunk x max(d, 2C) (L3-
-    sized elementwise work). C > d: the chunk x 2C score/logit block dominates; products with few rows
-    run at half speed, so take up to 2048 rows within a 256 MB block (128 rows at C = 250,000)."""
+    """Rows per chunk of the second pass. 2C <= d: about 2^20 elements of chunk x max(d, 2C) (L3-
+    sized elementwise work). 2C > d: the chunk x 2C score/logit block dominates; products with few rows
+    run at half speed, so take at least 2048 rows (more for narrow rows, as above) within a 256 MB
+    block (128 rows at C = 250,000)."""
+    elems = _PASS2_ELEMS // max(d, 2 * C, 1)
     if 2 * C > d:
-        return _clamp_rows(_PASS2_BLOCK_BYTES // (4 * 2 * C), 2048, n)
-    return _clamp_rows(_PASS2_ELEMS // max(d, 2 * C, 1), 4096, n)
+        return _clamp_rows(_PASS2_BLOCK_BYTES // (4 * 2 * C), max(2048, elems), n)
+    return _clamp_rows(elems, _MAX_ROWS, n)
 
 
+_MAX_ROWS = 1 << 16
 _PASS2_BLOCK_BYTES = 1 << 28
 _K_ROWS = 512  # rows per float32 product of the NC1 statistic K before float64 accumulation
 _PASS2_ELEMS = 1 << 20

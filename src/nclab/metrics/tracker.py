@@ -90,7 +90,8 @@ class CollapseTracker:
 
     def update(self, features, labels, true_labels=None) -> "CollapseTracker":
         """Add a batch of features (b, d) with their labels (b,) and optional clean labels (b,)."""
-        h = check_features(features)
+        # kept features are checked finite once, on their float64 class sums, when computing
+        h = check_features(features, finite=not self.keep_features)
         y, _ = check_labels(labels, h.shape[0], self.num_classes, device=h.device, require_all=False)
         t = None
         if true_labels is not None:

@@ -251,9 +251,9 @@ def train(
         )
         if not history:
             history.append({"epoch": start, **rec, "eval_subsample": sub})
-    means = last_extra["train_class_means"]
+    means = last_extra.get("train_class_means")
     flag, ratio = (None, math.nan)
-    if c == 2 and means.shape[1] == 2:
+    if means is not None:
         flag, ratio = suboptimal_collapse(means, tol=config.suboptimal_tol)
     final = dict(history[-1])
     final["centroid_norm_ratio"] = ratio

@@ -88,7 +88,8 @@ def tracked_evaluation(
         ``margin_min_train``), ``memorization`` (0 without noise); with layer metrics a
         ``layers`` dict and ``effective_depth``.
     extra : dict
-        ``train_class_means`` (C, d) float64 for the sub-optimal-collapse check.
+        ``train_class_means`` (2, 2) float64 for the sub-optimal-collapse check, present only when
+        C = d = 2 (the M = N = 2 setting it applies to).
     """
     model.eval()
     w, b = _head_params(model)
@@ -160,11 +161,14 @@ def tracked_evaluation(
         rec["layers"] = layers
         rec["effective_depth"] = effective_depth(feats, train.labels, eps=effective_depth_eps, num_classes=num_classes)
 
-    y = train.labels
-    means = torch.zeros(num_classes, h_train.shape[1], dtype=torch.float64, device=h_train.device)
-    means.index_add_(0, y, h_train.to(torch.float64))
-    means /= torch.bincount(y, minlength=num_classes).clamp_min(1)[:, None].to(torch.float64)
-    return rec, {"train_class_means": means}
+    extra: dict[str, Any] = {}
+    if (num_classes, h_train.shape[1]) == (2, 2):  # the only shape the sub-optimal check applies to
+        y = train.labels
+        means = torch.zeros(2, 2, dtype=torch.float64, device=h_train.device)
+        means.index_add_(0, y, h_train.to(torch.float64))
+        means /= torch.bincount(y, minlength=2).clamp_min(1)[:, None].to(torch.float64)
+        extra["train_class_means"] = means
+    return rec, extra
 
 
 def suboptimal_collapse(class_means: torch.Tensor, *, tol: float = 0.1) -> tuple[bool | None, float]:
