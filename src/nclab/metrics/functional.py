@@ -29,8 +29,9 @@ quantities are tiled (:mod:`nclab.metrics._pairwise`).
 
 Precision: sums over samples are float64 (K per chunk is a float32 product for float32 input). Inner
 products over d run in the features' dtype (float16/bfloat16 are promoted to float32); float32 input
-agrees with float64 on the same numbers to ~1e-9 relative in NC1 (``benchmarks/metrics.py``), float64
-input with a loop-by-loop reference to ~1e-12.
+agrees with float64 on the same numbers to ~1e-9 relative in NC1 (``benchmarks/metrics.py``; up to
+~1e-6 with few samples per class and an ill-conditioned Sigma_B, see docs/metrics.md), float64 input
+with a loop-by-loop reference to ~1e-12.
 """
 
 from __future__ import annotations
