@@ -107,3 +107,19 @@ def test_streaming_memorization_with_reference_means():
     got = tr.compute()
     want = collapse_metrics(D["H"], D["yobs"], test_features=D["Ht"], test_labels=D["yt"], true_labels=D["ytrue"])
     assert got["memorization"] == pytest.approx(want["memorization"], rel=1e-12)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_tracker_rejects_nonfinite_features(keep, bad):
+    # keep_features=True checks once, on the float64 class sums at compute(); streaming checks per batch
+    from nclab.errors import NonFiniteError
+
+    D = make_data(C=3, d=4, n_per=6)
+    H = D["H"].clone()
+    H[10, 1] = bad
+    tr = CollapseTracker(3, weights=D["W"], keep_features=keep)
+    with pytest.raises(NonFiniteError, match="features contains 1 NaN/inf"):
+        for s in range(0, len(H), 5):
+            tr.update(H[s : s + 5], D["y"][s : s + 5])
+        tr.compute()

@@ -130,7 +130,7 @@ def _pass2_rows(n: int, C: int, d: int) -> int:
     block (128 rows at C = 250,000)."""
     elems = _PASS2_ELEMS // max(d, 2 * C, 1)
     if 2 * C > d:
-        return _clamp_rows(_PASS2_BLOCK_BYTES // (4 * 2 * C), max(2048, elems), n)
+        return _clamp_rows(_PASS2_BLOCK_BYTES // (4 * 2 * C), max(2048, min(elems, _MAX_ROWS)), n)
     return _clamp_rows(elems, _MAX_ROWS, n)
 
 
