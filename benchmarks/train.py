@@ -12,7 +12,8 @@ on the *same* model weights and data, it times:
     evaluation (:func:`nclab.train.tracked_evaluation`: loss, accuracy and every collapse metric on
     the whole train set with observed labels and the whole test set with true labels).
 
-It prints (c_eval) / (b) (target <= 1.10), (c) / (a), and the nclab training epoch / (a); then
+It prints (c_eval) / (b) (target <= 1.10), (c) / (a), and the nclab training epoch / (a), and how
+many aten operations (b), the tracked evaluation and each of its two metric sets dispatch; then
 samples per second of the paper-preset network (9 x 2048 MLP with BN, M = N = 2, batch 512, two
 MNIST-1D classes) for a
 training step and for evaluation, plus tracked / plain evaluation on that network, on CPU and on
@@ -50,6 +51,22 @@ def _median_time(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
 
 def _sync_for(device: torch.device) -> Callable[[], None]:
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
+def count_ops(fn: Callable[[], Any]) -> int:
+    """Number of aten operations ``fn`` dispatches (views included): the cost unit of small problems."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            _Count.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Count():
+        fn()
+    return _Count.n
 
 
 def bare_epoch(model, opt, x, y, batch_size: int, gen_seed: int) -> None:
@@ -121,6 +138,7 @@ def quick_preset(reps: int, device: torch.device) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     c_epoch = med["c_train"] + med["c_eval"]
+    ops = _op_anatomy(model, tr, te, loss_fn, ds, eb, fns)
     return {
         "min_ratio_tracked_eval_over_plain_eval": best["c_eval"] / best["b"],
         "min_ratio_tracked_epoch_over_bare_epoch": (best["c_train"] + best["c_eval"]) / best["a"],
@@ -131,8 +149,37 @@ def quick_preset(reps: int, device: torch.device) -> dict[str, Any]:
         "ratio_tracked_epoch_over_bare_epoch": c_epoch / med["a"],
         "ratio_nclab_train_epoch_over_bare_epoch": med["c_train"] / med["a"],
         "tracking_overhead_s": med["c_eval"] - med["b"],
+        "ops": ops,
         "all_times_s": times,
     }
+
+
+def _op_anatomy(model, tr, te, loss_fn, ds, eb, fns) -> dict[str, int]:
+    """aten operations of (b), of the tracked evaluation, of one metric set on the train and on the test
+    features, and of the tracked evaluation with the metric sets taken out."""
+    import nclab.metrics.tracker as tracker_mod
+    from nclab.metrics import collapse_metrics
+    from nclab.train.tracking import _head_params
+
+    model.eval()
+    with torch.no_grad():
+        h_tr = model.forward_taps(tr.x, ["features"])[1]["features"]
+        h_te = model.forward_taps(te.x, ["features"])[1]["features"]
+    w, b = _head_params(model)
+    c = ds.num_classes
+    out = {
+        "plain_eval": count_ops(fns["b"]),
+        "tracked_eval": count_ops(fns["c_eval"]),
+        "metric_set_train": count_ops(lambda: collapse_metrics(h_tr, tr.labels, weights=w, bias=b, num_classes=c)),
+        "metric_set_test": count_ops(lambda: collapse_metrics(h_te, te.true_labels, weights=w, bias=b, num_classes=c)),
+    }
+    real = tracker_mod.collapse_metrics
+    tracker_mod.collapse_metrics = lambda *a, **k: {}  # the tracked evaluation without its two metric sets
+    try:
+        out["tracked_eval_without_metric_sets"] = count_ops(fns["c_eval"])
+    finally:
+        tracker_mod.collapse_metrics = real
+    return out
 
 
 def paper_preset(device: torch.device, samples: int, reps: int) -> dict[str, Any]:
@@ -196,6 +243,11 @@ def main() -> None:
     print(f"  (c) nclab tracked epoch (train+eval) {q['c_tracked_epoch_s'] * 1e3:8.1f} ms"
           f"   = {q['ratio_tracked_epoch_over_bare_epoch']:.2f} x (a)"
           f"  (best-of-reps {q['min_ratio_tracked_epoch_over_bare_epoch']:.2f})")
+    o = q["ops"]
+    print(f"  aten operations: (b) {o['plain_eval']:,}; tracked evaluation {o['tracked_eval']:,} = "
+          f"{o['tracked_eval_without_metric_sets']:,} without its two metric sets + "
+          f"{o['metric_set_train']:,} (train) + {o['metric_set_test']:,} (test); at this size each costs "
+          f"{q['tracking_overhead_s'] * 1e6 / max(o['tracked_eval'] - o['plain_eval'], 1):.1f} us of overhead on average")
     devices = [cpu] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
         with warnings.catch_warnings():
