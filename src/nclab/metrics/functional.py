@@ -77,6 +77,10 @@ __all__ = [
     "simplex_etf",
 ]
 
+# The metric functions return floats: running them in inference mode (no autograd bookkeeping, no
+# version counters) cuts ~10% of the per-operation overhead that dominates small problems.
+_no_autograd = torch.inference_mode()
+
 _DEFAULT_TILE = 2048
 _BLOCK_CHUNKS = 32  # chunks whose per-row results are reduced together
 
@@ -407,6 +411,7 @@ def _equinorm(rows: torch.Tensor) -> float:
     return float(norms.std(unbiased=False)) / mean if mean > 0 else math.nan
 
 
+@_no_autograd
 def metrics_from_moments(
     moments: ClassMoments,
     *,
@@ -474,6 +479,7 @@ def _prepare(features, labels, num_classes):
 # ---------------------------------------------------------------------------------------------
 # the full metric set
 # ---------------------------------------------------------------------------------------------
+@_no_autograd
 def collapse_metrics(
     features,
     labels,
@@ -605,6 +611,7 @@ def _nc5(mean: torch.Tensor, Ho: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------
 # single metrics (thin front doors over the same kernels)
 # ---------------------------------------------------------------------------------------------
+@_no_autograd
 def _moment_metric(features, labels, key, num_classes, weights=None, **kw) -> float:
     H, y, C = _prepare(features, labels, num_classes)
     W, _ = check_classifier(weights, None, C, H.shape[1], device=H.device)
@@ -731,6 +738,7 @@ def nc4_ncc_mismatch(features, labels, weights, bias=None, *, num_classes: int |
     ]
 
 
+@_no_autograd
 def ncc_accuracy(features, labels, *, num_classes: int | None = None) -> float:
     """Accuracy of the nearest-class-centre rule with the class means of ``features`` itself."""
     H, y, C = _prepare(features, labels, num_classes)

@@ -47,7 +47,7 @@ def _latent_memorization(h: torch.Tensor, obs: torch.Tensor, true: torch.Tensor,
     return {"memorization": total, "memorization_mean": total / k, "noisy_fraction": k / h.shape[0]}
 
 
-@torch.no_grad()
+@torch.inference_mode()  # eval forward + metrics: no autograd bookkeeping
 def tracked_evaluation(
     model: nn.Module,
     train: Split,
