@@ -33,7 +33,10 @@ The MSE uses the factor 1/2 and sums over classes (not ``torch.nn.MSELoss``, whi
 ``n C`` entries) so that the UFM objective is exactly Tirer & Bruna's
 :math:`\tfrac{1}{2Kn}\|WH - Y\|_F^2`.
 
-Cost: O(n C) time and memory for each loss.
+Cost: O(n C) time and memory for each loss. Inputs are checked on every call: shapes and dtypes
+always, the label range only for labels on the CPU, where it is free; on an accelerator it would
+synchronise with the device at every training step (:func:`nclab.train.train` checks the dataset's
+labels once instead).
 """
 
 from __future__ import annotations
@@ -82,7 +85,8 @@ def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, num_classes: int |
     c = logits.shape[1]
     if num_classes is not None and int(num_classes) != c:
         raise ShapeError(f"logits have {c} columns but num_classes={num_classes}; they must agree.")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= c):
+    # range on the CPU only: on an accelerator int(...) is a device synchronisation per call
+    if labels.numel() and labels.device.type == "cpu" and (int(labels.min()) < 0 or int(labels.max()) >= c):
         raise LabelError(
             f"labels must lie in [0, {c}); got range [{int(labels.min())}, {int(labels.max())}]. "
             "Remap the labels or widen the classifier."

@@ -196,3 +196,14 @@ def test_synthetic_sets_train_with_every_bn_mode(batch_norm):
     teacher = train(TrainConfig(dataset="teacher", num_samples=400, epochs=1, device="cpu",
                                 net=NetSpec(depth=1, width=16, batch_norm=batch_norm)))
     assert teacher.dataset_info["name"] == "teacher" and "teacher_weights" not in teacher.dataset_info
+
+
+def test_out_of_range_labels_rejected_once_before_training():
+    # the loss checks no label range on accelerators (it would sync every step): train() checks once
+    from nclab.errors import LabelError
+
+    ds = load_dataset("mnist1d", num_samples=200, classes=2)
+    bad = ds.replace(train=ds.train.take(torch.arange(len(ds.train))))
+    bad.train.labels[3] = 2  # == num_classes
+    with pytest.raises(LabelError, match=r"train labels of dataset 'mnist1d' must lie in \[0, 2\)"):
+        train(_tiny(), dataset=bad)
