@@ -95,11 +95,28 @@ class Dataset:
         """Shape of one input sample."""
         return tuple(self.train.x.shape[1:])
 
+    def check_label_ranges(self) -> None:
+        """Raise :class:`LabelError` unless observed labels lie in [0, num_classes) and true labels in
+        [0, num_true_classes), in both splits (one pass over the labels)."""
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            for what, lab, top in (("labels", split.labels, self.num_classes),
+                                   ("true_labels", split.true_labels, self.num_true_classes)):
+                _check_range(lab, top, f"{split_name} {what} of dataset {self.name!r}", "",
+                             "Fix the labels or the class counts of the Dataset.")
+
     def replace(self, **changes: Any) -> "Dataset":
         """A copy with some fields replaced (``info`` is merged, not replaced)."""
         if "info" in changes:
             changes["info"] = {**self.info, **changes["info"]}
         return dataclasses.replace(self, **changes)
+
+
+def _check_range(labels: torch.Tensor, top: int, what: str, bound: str, fix: str) -> None:
+    """Raise :class:`LabelError` unless every label lies in [0, top) (two host reads of min / max)."""
+    if labels.numel():
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= top:
+            raise LabelError(f"{what} must lie in [0, {bound}{top}); got range [{lo}, {hi}]. {fix}")
 
 
 def make_dataset_from_arrays(
@@ -129,11 +146,7 @@ def make_dataset_from_arrays(
     top = int(max(yt.max().item() if len(yt) else -1, ys.max().item() if len(ys) else -1)) + 1
     c = top if num_classes is None else int(num_classes)
     for lab, what in ((yt, "train"), (ys, "test")):
-        if len(lab) and (int(lab.min()) < 0 or int(lab.max()) >= c):
-            raise LabelError(
-                f"{what} labels of dataset {name!r} must lie in [0, num_classes={c}); got range "
-                f"[{int(lab.min())}, {int(lab.max())}]. Pass num_classes or remap the labels."
-            )
+        _check_range(lab, c, f"{what} labels of dataset {name!r}", "num_classes=", "Pass num_classes or remap the labels.")
     return Dataset(
         name=name,
         train=Split(xt, yt, yt.clone()),

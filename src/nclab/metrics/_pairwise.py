@@ -37,9 +37,8 @@ def _fro_gram(A: torch.Tensor, B: torch.Tensor, tile: int) -> float:
     return _fro_dspace(A, B)
 
 
-def _safe_inv_norms(X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """1 / ||x_c|| per row, with 1 for zero rows (their cosines are then 0)."""
-    norms = torch.linalg.vector_norm(X, dim=1)
+def _safe_inv_norms(norms: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """1 / ||x_c|| from the row norms, with 1 for zero rows (their cosines are then 0)."""
     return torch.where(norms > 0, norms, torch.ones_like(norms)).reciprocal().to(dtype)
 
 
@@ -137,12 +136,12 @@ def pair_statistics(
             DegenerateWarning,
             stacklevel=3,
         )
-    inv_nm = _safe_inv_norms(M, gram_dtype)
+    inv_nm = _safe_inv_norms(norms_m, gram_dtype)
     n2 = (norms_m**2).to(gram_dtype)
     var_e = var.to(gram_dtype)
     Me, Se = M.to(gram_dtype), unit_mean.to(gram_dtype)
     if W is not None:
-        inv_nw = _safe_inv_norms(W, gram_dtype)
+        inv_nw = _safe_inv_norms(torch.linalg.vector_norm(W, dim=1), gram_dtype)
         We = W.to(gram_dtype)
     if exact:
         fro_uu = _fro_gram(U, U, tile)

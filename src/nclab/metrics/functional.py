@@ -46,7 +46,7 @@ import torch
 from nclab.errors import DegenerateWarning, LabelError, ShapeError
 from nclab.metrics._pairwise import pair_statistics
 from nclab.metrics._validate import check_classifier, check_features, check_finite, check_labels
-from nclab.metrics.stats import ClassMoments, _unit_rows
+from nclab.metrics.stats import ClassMoments
 
 __all__ = [
     "collapse_metrics",

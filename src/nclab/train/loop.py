@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 
 from nclab.data import Dataset, Split, load_dataset
-from nclab.errors import LabelError, NCLabError, NonFiniteError, SpecError
+from nclab.errors import NCLabError, NonFiniteError, SpecError
 from nclab.losses import make_loss
 from nclab.nets import build_net
 from nclab.train.config import TrainConfig, TrainResult
@@ -88,17 +88,6 @@ def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
             "use another checkpoint_dir or pass resume=False to start over."
         )
     return state
-
-
-def _check_label_range(ds: Dataset) -> None:
-    """Observed labels in [0, num_classes), true labels in [0, num_true_classes), in both splits."""
-    for split_name, split in (("train", ds.train), ("test", ds.test)):
-        for what, lab, top in (("labels", split.labels, ds.num_classes), ("true_labels", split.true_labels, ds.num_true_classes)):
-            if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= top):
-                raise LabelError(
-                    f"{split_name} {what} of dataset {ds.name!r} must lie in [0, {top}); got range "
-                    f"[{int(lab.min())}, {int(lab.max())}]. Fix the labels or the class counts of the Dataset."
-                )
 
 
 def train_epoch(
@@ -187,7 +176,7 @@ def train(
     device = resolve_device(config.device)
     ds = dataset if dataset is not None else load_config_dataset(config)
     c, ct = ds.num_classes, ds.num_true_classes
-    _check_label_range(ds)  # once, on the host: the loss checks no range on accelerators (no per-step sync)
+    ds.check_label_ranges()  # once, on the host: the loss checks no range on accelerators (no per-step sync)
     train_split = _to(ds.train, device)
     test_split = _to(ds.test, device)
     ev_train = _subsample(train_split, config.eval_subsample, config.seed)
