@@ -2,6 +2,25 @@ import numpy as np
 import pytest
 import torch
 
+import nclab.metrics.functional as functional
+
+
+def pytest_generate_tests(metafunc):
+    """Every metrics test runs on both engines of collapse_metrics (the dense NumPy engine takes the
+    small problems of these tests by default), except those marked ``streaming_only``, which force
+    the streaming engine's internal paths."""
+    if "engine" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("streaming_only")
+        metafunc.parametrize("engine", ["streaming"] if only else ["dense", "streaming"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def engine(request, monkeypatch):
+    name = getattr(request, "param", "dense")
+    if name == "streaming":
+        monkeypatch.setattr(functional, "_DENSE", False)
+    return name
+
 
 def make_data(n_per=12, C=4, d=6, *, seed=0, noise=0.7, bias=True, with_test=False, dtype=torch.float64):
     """Random clustered features, classifier, bias and optional test/noisy/ood data."""

@@ -113,6 +113,7 @@ def test_margin_paths_agree(C, d, dtype):
         assert math.isclose(full[k], fast[k], rel_tol=1e-6, abs_tol=1e-9), k
 
 
+@pytest.mark.streaming_only
 @pytest.mark.parametrize("tile", [2048, 5])
 def test_float32_pair_path_matches_float64(monkeypatch, tile):
     # large problems with float32 features take the float32 class-pair path (d-space Frobenius
@@ -128,6 +129,7 @@ def test_float32_pair_path_matches_float64(monkeypatch, tile):
         assert math.isclose(got[k], v, rel_tol=2e-5, abs_tol=1e-6), (k, got[k], v)
 
 
+@pytest.mark.streaming_only
 def test_float32_pair_path_exact_configurations(monkeypatch):
     import nclab.metrics._pairwise as P
     from nclab.metrics import simplex_etf
@@ -158,6 +160,7 @@ def test_ties_follow_first_index_argmax(dtype):
         assert math.isclose(got[k], want[k], rel_tol=1e-12, abs_tol=1e-12), k
 
 
+@pytest.mark.streaming_only
 @pytest.mark.parametrize("zero_w", [False, True])
 def test_accelerator_path_agrees(monkeypatch, zero_w):
     # the sync-free decision path used on GPUs (full argmax, masked) must equal the CPU path
@@ -172,6 +175,7 @@ def test_accelerator_path_agrees(monkeypatch, zero_w):
         assert acc[k] == cpu[k], k
 
 
+@pytest.mark.streaming_only
 def test_float32_pair_path_at_its_natural_size():
     # C^2 d above the threshold: float32 features take the float32 pair path without any patching
     import nclab.metrics._pairwise as P
@@ -198,6 +202,7 @@ def test_overflowing_float32_logits_do_not_lose_samples():
     assert got["ncc_accuracy"] == want["ncc_accuracy"]
 
 
+@pytest.mark.streaming_only
 @pytest.mark.parametrize("case", [dict(C=4, d=9), dict(C=9, d=4), dict(C=70, d=80)], ids=["C<d", "C>d", "C>64"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_many_chunks_and_blocks_equal_one_chunk(monkeypatch, case, dtype):

@@ -44,6 +44,9 @@ from typing import Any, Sequence
 import torch
 
 from nclab.errors import DegenerateWarning, LabelError, ShapeError
+from nclab.metrics._dense import dense_fits, dense_metrics, dense_nc1
+from nclab.metrics._kernels import nc1_value as _nc1_value
+from nclab.metrics._kernels import normalized_pair_min as _normalized_pair_min
 from nclab.metrics._pairwise import pair_statistics
 from nclab.metrics._validate import check_classifier, check_features, check_finite, check_labels
 from nclab.metrics.stats import ClassMoments
@@ -82,6 +85,9 @@ __all__ = [
 _no_autograd = torch.inference_mode()
 
 _DEFAULT_TILE = 2048
+#: Small problems go to the dense engine (:mod:`nclab.metrics._dense`); tests switch it off to
+#: check the streaming engine on the same inputs.
+_DENSE = True
 _BLOCK_CHUNKS = 32  # chunks whose per-row results are reduced together
 
 #: Canonical order of the keys returned by :func:`collapse_metrics`.
@@ -380,31 +386,6 @@ def _engine(
 # ---------------------------------------------------------------------------------------------
 # metrics from moments
 # ---------------------------------------------------------------------------------------------
-def _nc1_value(M: torch.Tensor, n: int, *, K: torch.Tensor | None = None, scatter: torch.Tensor | None = None) -> float:
-    """tr(Sigma_W pinv(Sigma_B)) / C from the centred means and either K = M S M^T or the scatter S."""
-    C, d = M.shape
-    if K is None and C <= d:
-        K = M @ scatter @ M.T
-    if K is not None:
-        lam, V = torch.linalg.eigh(M @ M.T)
-        tol = max(C, d) * torch.finfo(torch.float64).eps * float(lam.max().clamp_min(0))
-        keep = lam > tol
-        if not bool(keep.any()):
-            return math.nan
-        lam, V = lam[keep], V[:, keep]
-        quad = ((V.T @ K) * V.T).sum(1)  # v_k^T K v_k
-        return float((quad / lam**2).sum()) / n
-    sigma_b = M.T @ M / C
-    mu, Q = torch.linalg.eigh(sigma_b)
-    tol = d * torch.finfo(torch.float64).eps * float(mu.max().clamp_min(0))
-    keep = mu > tol
-    if not bool(keep.any()):
-        return math.nan
-    mu, Q = mu[keep], Q[:, keep]
-    quad = ((Q.T @ (scatter / n)) * Q.T).sum(1)
-    return float((quad / mu).sum()) / C
-
-
 def _equinorm(rows: torch.Tensor) -> float:
     norms = torch.linalg.vector_norm(rows, dim=1)
     mean = float(norms.mean())
@@ -539,48 +520,43 @@ def collapse_metrics(
     H, y, C = _prepare(features, labels, num_classes)
     n, d = H.shape
     W, b = check_classifier(weights, bias, C, d, device=H.device)
-    res = _engine(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit)
-    out = metrics_from_moments(
-        res.moments, weights=W, K=res.K, tile=tile, cdnv_exponent=cdnv_exponent, gram_dtype=_compute_dtype(H)
-    )
-    out["ncc_accuracy"] = res.ncc_correct / n
-    if W is not None:
-        out["nc4_ncc_mismatch"] = res.nc4_mismatch / n
-        out["accuracy"] = res.correct / n
-        out["margin_min"] = res.margin_min
-        out["margin_mean"] = res.margin_sum / n
-        if res.pair_margin is not None:
-            out["margin_normalized_min"] = _normalized_pair_min(res.pair_margin, W)
+    if _DENSE and dense_fits(n, d, C, H.device):
+        out, mean = dense_metrics(H, y, C, W, b, cdnv_exponent=cdnv_exponent, pairwise_limit=pairwise_limit)
+    else:
+        res = _engine(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit)
+        mean = res.moments.mean
+        out = metrics_from_moments(
+            res.moments, weights=W, K=res.K, tile=tile, cdnv_exponent=cdnv_exponent, gram_dtype=_compute_dtype(H)
+        )
+        out["ncc_accuracy"] = res.ncc_correct / n
+        if W is not None:
+            out["nc4_ncc_mismatch"] = res.nc4_mismatch / n
+            out["accuracy"] = res.correct / n
+            out["margin_min"] = res.margin_min
+            out["margin_mean"] = res.margin_sum / n
+            if res.pair_margin is not None:
+                out["margin_normalized_min"] = _normalized_pair_min(res.pair_margin, W)
     if test_features is not None or test_labels is not None:
         if test_features is None or test_labels is None:
             raise ShapeError("pass both test_features and test_labels (the test set's true labels).")
         Ht = check_features(test_features, "test_features", dim=d, finite=False)
         yt, _ = check_labels(test_labels, Ht.shape[0], C, "test_labels", device=Ht.device)
-        res_t = _engine(Ht, yt, C, None, None, tile=tile, pairwise_limit=0, want_ncc=False, name="test_features")
-        mt = res_t.moments
-        out["dilation"] = _nc1_value(mt.mean - mt.mean.mean(0), mt.num_samples, K=res_t.K, scatter=mt.scatter)
+        if _DENSE and dense_fits(Ht.shape[0], d, C, Ht.device):
+            out["dilation"], test_mean = dense_nc1(Ht, yt, C, "test_features")
+        else:
+            res_t = _engine(Ht, yt, C, None, None, tile=tile, pairwise_limit=0, want_ncc=False, name="test_features")
+            mt = res_t.moments
+            out["dilation"] = _nc1_value(mt.mean - mt.mean.mean(0), mt.num_samples, K=res_t.K, scatter=mt.scatter)
+            test_mean = mt.mean
         if true_labels is not None:
             yt_true, _ = check_labels(true_labels, n, C, "true_labels", device=H.device, require_all=False)
-            out.update(_memorization_values(H, y, yt_true, mt.mean.to(H.device)))
+            out.update(_memorization_values(H, y, yt_true, test_mean.to(H.device)))
     elif true_labels is not None:
         raise ShapeError("memorization needs test_features and test_labels beside true_labels.")
     if ood_features is not None:
         Ho = check_features(ood_features, "ood_features", dim=d)
-        out["nc5_ood"] = _nc5(res.moments.mean, Ho)
+        out["nc5_ood"] = _nc5(mean, Ho)
     return _ordered(out)
-
-
-def _normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
-    """min over y != y' of gamma_{y,y'} / ||w_y - w_y'||, gamma = min(A, A^T)."""
-    gamma = torch.minimum(A, A.T)
-    dw = torch.cdist(W, W)
-    off = ~torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
-    g = gamma[off]
-    dd = dw[off]
-    finite = torch.isfinite(g)
-    if not bool(finite.any()):
-        return math.nan
-    return float((g[finite] / dd[finite]).min())
 
 
 def _memorization_values(H, y_obs, y_true, test_means) -> dict[str, float]:

@@ -1,0 +1,49 @@
+"""Small kernels shared by the streaming engine (PyTorch, any device) and the dense engine (NumPy)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = ["nc1_value", "normalized_pair_min"]
+
+
+def nc1_value(M, n: int, *, K=None, scatter=None) -> float:
+    r"""tr(Sigma_W pinv(Sigma_B)) / C from the centred means M (C, d) and either K = M S M^T or the
+    within-class scatter S = sum_i r_i r_i^T; NaN when Sigma_B = 0. Tensors or NumPy arrays (float64).
+
+    C <= d: with :math:`MM^\top = V\Lambda V^\top`, NC1 :math:`= \frac1n\sum_{\lambda_k>0} v_k^\top K v_k/\lambda_k^2`
+    (:math:`\Sigma_B^\dagger = C\,M^\top (MM^\top)^{\dagger 2} M`): C x C work only. C > d: the
+    eigenvectors of :math:`\Sigma_B = M^\top M / C` in d-space. Eigenvalues below max(C, d) eps
+    lambda_max (d eps mu_max in d-space) are taken as 0, as a pseudo-inverse does."""
+    xp = torch if isinstance(M, torch.Tensor) else np
+    C, d = M.shape
+    eps = float(np.finfo(np.float64).eps)
+    if K is None and C <= d:
+        K = M @ scatter @ M.T
+    if K is not None:
+        lam, V = xp.linalg.eigh(M @ M.T)
+        A, den, tol = K / n, lam * lam, max(C, d) * eps
+    else:
+        lam, V = xp.linalg.eigh(M.T @ M / C)
+        A, den, tol = scatter / (n * C), lam, d * eps
+    keep = lam > tol * max(float(lam.max()), 0.0)
+    if not bool(keep.any()):
+        return math.nan
+    quad = ((V.T @ A) * V.T).sum(1)  # v_k^T A v_k
+    return float((quad[keep] / den[keep]).sum())
+
+
+def normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
+    """min over y != y' of gamma_{y,y'} / ||w_y - w_y'|| with gamma = min(A, A^T) from the directed
+    pair minima A (C, C); pairs with an infinite gamma (a class without samples) are skipped, NaN if
+    every pair is."""
+    gamma = torch.minimum(A, A.T)
+    off = ~torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
+    g, dw = gamma[off], torch.cdist(W, W)[off]
+    finite = torch.isfinite(g)
+    if not bool(finite.any()):
+        return math.nan
+    return float((g[finite] / dw[finite]).min())

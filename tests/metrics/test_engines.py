@@ -1,0 +1,72 @@
+"""The dense engine (small CPU problems) and the streaming engine give the same numbers.
+
+Every other test in this folder already runs on both engines (see conftest.py); these check the
+dispatch and the agreement of the two engines on problems larger than the unit tests'."""
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import nclab.metrics._dense as dense
+import nclab.metrics.functional as functional
+from nclab.errors import NonFiniteError
+from nclab.metrics import collapse_metrics
+
+from .conftest import make_data
+
+pytestmark = pytest.mark.streaming_only  # each test picks its engines itself
+
+
+def _both(monkeypatch, *args, **kw):
+    monkeypatch.setattr(functional, "_DENSE", True)
+    a = collapse_metrics(*args, **kw)
+    monkeypatch.setattr(functional, "_DENSE", False)
+    b = collapse_metrics(*args, **kw)
+    return a, b
+
+
+@pytest.mark.parametrize("C,d", [(12, 40), (40, 12), (3, 3)], ids=["C<d", "C>d", "C=d"])
+@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-6)])
+def test_engines_agree(monkeypatch, C, d, dtype, rtol):
+    D = make_data(n_per=60, C=C, d=d, with_test=True, seed=3, dtype=dtype)
+    spy = []
+    monkeypatch.setattr(functional, "dense_metrics", lambda *a, **k: spy.append(1) or dense.dense_metrics(*a, **k))
+    a, b = _both(
+        monkeypatch, D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"].to(dtype),
+        test_labels=D["yt"], true_labels=D["ytrue"], ood_features=D["Hood"],
+    )
+    assert spy == [1]  # the first call took the dense engine, the second did not
+    assert set(a) == set(b) and len(a) >= 30
+    for k in a:  # float32: the streaming engine's products are float32, the dense engine's float64
+        assert math.isclose(a[k], b[k], rel_tol=rtol, abs_tol=1e-9), (k, a[k], b[k])
+
+
+def test_dispatch():
+    cpu = torch.device("cpu")
+    assert dense.dense_fits(3200, 10, 10, cpu)  # the quick preset's tracked epoch
+    assert not dense.dense_fits(100_000, 10, 10, cpu)  # many samples: streaming
+    assert not dense.dense_fits(100, 10, dense.DENSE_MAX_CLASSES + 1, cpu)  # many classes: tiled
+    assert not dense.dense_fits(100, 10, 10, torch.device("meta"))  # accelerators stay on device
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_features(monkeypatch, dtype):
+    D = make_data(n_per=20, C=4, d=6, dtype=dtype)
+    a, b = _both(monkeypatch, D["H"], D["y"], weights=D["W"])
+    ref = collapse_metrics(D["H"].double(), D["y"], weights=D["W"])
+    for k in ref:
+        assert math.isclose(a[k], ref[k], rel_tol=1e-12, abs_tol=1e-12), k  # dense: exact float64 of the values
+        assert math.isclose(b[k], ref[k], rel_tol=1e-5, abs_tol=1e-6), k
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_dense_nonfinite_raises_without_numpy_warnings(bad):
+    D = make_data(n_per=5, C=3, d=4)
+    H = D["H"].clone()
+    H[2, 1] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NumPy RuntimeWarning would fail here
+        with pytest.raises(NonFiniteError, match="features contains 1 NaN/inf"):
+            collapse_metrics(H, D["y"], weights=D["W"])
