@@ -6,6 +6,7 @@ dispatch and the agreement of the two engines on problems larger than the unit t
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,58 @@ def test_dense_nonfinite_raises_without_numpy_warnings(bad):
         warnings.simplefilter("error")  # a NumPy RuntimeWarning would fail here
         with pytest.raises(NonFiniteError, match="features contains 1 NaN/inf"):
             collapse_metrics(H, D["y"], weights=D["W"])
+
+
+@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_many_sets_equal_separate_calls(monkeypatch, dense_on, bias):
+    from nclab.metrics import collapse_metrics_many
+
+    monkeypatch.setattr(functional, "_DENSE", dense_on)
+    D = make_data(n_per=40, C=5, d=7, with_test=True, seed=11, bias=bias)
+    Dt = make_data(n_per=9, C=5, d=7, seed=12, dtype=torch.float32)  # another size and dtype
+    sets = [(D["H"], D["yobs"]), (D["Ht"], D["yt"]), (Dt["H"], Dt["y"])]
+    got = collapse_metrics_many(sets, weights=D["W"], bias=D["b"])
+    assert len(got) == 3
+    for (H, y), g in zip(sets, got):
+        want = collapse_metrics(H, y, weights=D["W"], bias=D["b"])
+        assert list(g) == list(want)  # same keys, same order
+        for k in want:
+            assert math.isclose(g[k], want[k], rel_tol=1e-12, abs_tol=1e-15), k
+
+
+def test_many_sets_errors_name_the_set():
+    from nclab.errors import ShapeError
+    from nclab.metrics import collapse_metrics_many
+
+    D = make_data(n_per=5, C=3, d=4)
+    H = D["H"].clone()
+    H[1, 1] = float("nan")
+    with pytest.raises(NonFiniteError, match="test contains 1 NaN"):
+        collapse_metrics_many([(D["H"], D["y"]), (H, D["y"])], names=["train", "test"])
+    with pytest.raises(ShapeError, match="dimension 3 but the first set has 4"):
+        collapse_metrics_many([(D["H"], D["y"]), (D["H"][:, :3], D["y"])])
+    with pytest.raises(ShapeError, match="at least one"):
+        collapse_metrics_many([])
+
+
+@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
+@pytest.mark.parametrize("duplicate_rows", [False, True])
+def test_nc4_when_both_rules_are_wrong(monkeypatch, dense_on, duplicate_rows):
+    # a random classifier is wrong for most samples under both rules (NC4 then compares the two
+    # predictions); duplicated rows of W tie the logits of two classes for every sample
+    from ._reference import ref_all
+    from .conftest import to_np
+
+    monkeypatch.setattr(functional, "_DENSE", dense_on)
+    D = make_data(n_per=30, C=6, d=5, seed=5, noise=3.0)
+    W = D["W"].clone()
+    if duplicate_rows:
+        W[2] = W[1]
+    got = collapse_metrics(D["H"], D["y"], weights=W, bias=None)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the reference's gamma / ||w_1 - w_2|| = 0/0
+        want = ref_all(to_np(D["H"]), to_np(D["y"]).astype(int), D["C"], to_np(W), None)
+    # ~1/3 of the samples are wrong for both rules: the dense engine compares their sets of maxima
+    assert got["accuracy"] < 0.5 and got["ncc_accuracy"] < 0.7
+    for k in ("nc4_ncc_mismatch", "accuracy", "ncc_accuracy"):
+        assert got[k] == pytest.approx(want[k], abs=1e-15), k

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -44,56 +46,91 @@ def dense_fits(n: int, d: int, C: int, device: torch.device) -> bool:
     return device.type == "cpu" and C <= DENSE_MAX_CLASSES and n * (d + 2 * C) <= DENSE_MAX_ELEMS
 
 
-class _Sorted:
-    """The samples sorted by class (a stable counting sort): each class is a contiguous run of
-    columns, so per-class sums and minima are single ``reduceat`` calls and the class mean of every
-    sample is a ``repeat``. Needs every class present (the callers check it)."""
+class _Scratch(threading.local):
+    """Reusable scratch arrays, per thread. A fresh array of a few hundred KB is a fresh mapping whose
+    pages fault on first touch (~400 faults, ~1 ms a metric set on a VM: more than the arithmetic),
+    so the large temporaries are taken from here; they never leave the engine."""
 
-    def __init__(self, H: torch.Tensor, y: torch.Tensor, C: int) -> None:
-        yn = y.numpy()
-        self.order = np.argsort(yn.astype(np.uint8 if C <= 256 else np.int64), kind="stable")
-        self.y = yn[self.order]
-        self.counts = np.bincount(yn, minlength=C)
-        self.starts = np.zeros(C, dtype=np.intp)
-        np.cumsum(self.counts[:-1], out=self.starts[1:])
-        if H.dtype in (torch.float16, torch.bfloat16):
-            H = H.float()
-        self.H = np.take(H.numpy(), self.order, axis=0)
+    LIMIT = 16  # arrays kept (a tracked epoch alternates two shapes, train and test)
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+        key = (name, shape, np.dtype(dtype))
+        arr = self.arrays.get(key)
+        if arr is None:
+            if len(self.arrays) >= self.LIMIT:
+                self.arrays.clear()
+            arr = self.arrays[key] = np.empty(shape, dtype)
+        return arr
+
+
+_scratch = _Scratch()
+
+
+class _Sorted:
+    """One or more feature sets, their samples sorted by (set, class) with a stable counting sort:
+    class c of set s is global class s C + c, a contiguous run of columns, so per-class sums and
+    minima are single ``reduceat`` calls. Needs every class of every set present (callers check)."""
+
+    def __init__(self, sets: Sequence[tuple[torch.Tensor, torch.Tensor]], C: int) -> None:
+        feats = [H.float() if H.dtype in (torch.float16, torch.bfloat16) else H for H, _ in sets]
+        dtype = torch.float64 if any(H.dtype == torch.float64 for H in feats) else torch.float32
+        ys = [y.numpy() + s * C for s, (_, y) in enumerate(sets)]
+        yn = ys[0] if len(ys) == 1 else np.concatenate(ys)
+        K = C * len(sets)
+        self.order = np.argsort(yn.astype(np.uint8 if K <= 256 else np.int32), kind="stable")
+        self.y = yn[self.order]  # global class of each sorted sample
+        self.counts = np.bincount(yn, minlength=K)
+        self.starts = np.zeros(K, dtype=np.intp)
+        self.starts[1:] = self.counts[:-1].cumsum()
+        self.sizes = [int(H.shape[0]) for H in feats]
+        self.offsets = [int(self.starts[s * C]) for s in range(len(sets))]
+        Hn = [H.to(dtype).numpy() for H in feats]
+        Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (len(yn), Hn[0].shape[1]), Hn[0].dtype))
+        self.H = np.take(Hn, self.order, axis=0, out=_scratch.get("H", Hn.shape, Hn.dtype))
 
 
 def _moments(S: _Sorted):
-    """Transposed float64 rows XT (d, n), means (C, d), mean unit vectors (C, d), transposed centred
-    rows RT (d, n), sq_dev (C,) and whether the class sums are finite.
+    """Transposed float64 rows with a row of ones XT1 (d + 1, n), means (K, d), mean unit vectors
+    (K, d), transposed centred rows RT (d, n), sq_dev (K,) and whether each class sum is finite (K,),
+    for the K global classes.
 
     Samples run along the fast axis, so that a reduction over d or over the classes is elementwise
-    across contiguous rows."""
+    across contiguous rows; the row of ones lets one product add per-class constants."""
     n, d = S.H.shape
-    B = np.empty((2 * d, n))  # [X^T; unit rows^T]
+    B = _scratch.get("B", (2 * d + 1, n))  # [X^T; 1; unit rows^T]
     XT = B[:d]
     XT[...] = S.H.T
+    B[d] = 1.0
     norms = np.sqrt(np.einsum("ij,ij->j", XT, XT))
-    np.divide(XT, np.where(norms > 0, norms, 1.0), out=B[d:])  # zero rows contribute 0
+    np.divide(XT, np.where(norms > 0, norms, 1.0), out=B[d + 1 :])  # zero rows contribute 0
     acc = np.add.reduceat(B, S.starts, axis=1) / S.counts
-    RT = XT - np.repeat(acc[:d], S.counts, axis=1)
+    RT = np.take(acc[:d], S.y, axis=1, out=_scratch.get("RT", (d, n)))  # class mean of each sample
+    np.subtract(XT, RT, out=RT)
     sq_dev = np.add.reduceat(np.einsum("ij,ij->j", RT, RT), S.starts)
-    # NaN/inf in any feature reaches its class sums: checked by the caller
-    return XT, acc[:d].T, acc[d:].T, RT, sq_dev, bool(np.isfinite(acc).all())
+    # NaN/inf in any feature reaches its class sums: checked by the caller, per class
+    return B[: d + 1], acc[:d].T, acc[d + 1 :].T, RT, sq_dev, np.isfinite(acc).all(0)
 
 
 def _nc1(M: np.ndarray, RT: np.ndarray) -> float:
-    """NC1 from the centred means M (C, d) and the centred rows RT (d, n): C x C statistics when
-    C <= d, the d x d scatter otherwise (see :func:`~nclab.metrics._kernels.nc1_value`)."""
-    if M.shape[0] <= M.shape[1]:
-        ZT = M @ RT
-        return nc1_value(M, RT.shape[1], K=ZT @ ZT.T)
-    return nc1_value(M, RT.shape[1], scatter=RT @ RT.T)
+    """NC1 from the centred means M (C, d) and the centred rows RT (d, n) (see
+    :func:`~nclab.metrics._kernels.nc1_value`): through the scatter S = R^T R (one n d^2 product)
+    when that is cheaper than Z = R M^T and Z^T Z (n d C + n C^2), and always when C > d."""
+    C, d = M.shape
+    n = RT.shape[1]
+    if d * d <= C * (d + C) or C > d:
+        return nc1_value(M, n, scatter=RT @ RT.T)
+    ZT = M @ RT
+    return nc1_value(M, n, K=ZT @ ZT.T)
 
 
 def dense_nc1(H: torch.Tensor, y: torch.Tensor, C: int, name: str = "features") -> tuple[float, torch.Tensor]:
     """NC1 and the float64 class means (C, d); NaN when all class means coincide."""
     with np.errstate(all="ignore"):
-        _, mean, _, RT, _, finite = _moments(_Sorted(H, y, C))
-        if not finite:
+        _, mean, _, RT, _, finite = _moments(_Sorted([(H, y)], C))
+        if not finite.all():
             check_finite(H, name)
         return _nc1(mean - mean.mean(0), RT), torch.from_numpy(np.ascontiguousarray(mean))
 
@@ -111,113 +148,147 @@ def _frames(C: int, has_w: bool) -> tuple[np.ndarray, np.ndarray]:
     return T, off
 
 
-def _class_pairs(M, U, S, W, var, C: int, p: float) -> tuple[dict[str, float], np.ndarray]:
-    """Every class-pair metric from the Grams of the centred means M, uncentred means U, mean unit
-    vectors S and classifier W (None allowed), kept whole: a statistic over pairs reduces over the
-    off-diagonal entries, each unordered pair twice, which leaves means, population variances and
-    maxima of symmetric matrices unchanged. Also returns the Gram stack."""
+def _mean(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis (``ndarray.mean`` is Python-level: ~3x the cost on small arrays)."""
+    return x.sum(-1) / x.shape[-1]
+
+
+def _var(x: np.ndarray, ddof: int = 0) -> np.ndarray:
+    """Variance over the last axis, two-pass."""
+    dx = x - _mean(x)[..., None]
+    return np.einsum("...i,...i->...", dx, dx) / (x.shape[-1] - ddof)
+
+
+def _class_pairs(M, U, Sb, W, var, C: int, p: float) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Every class-pair metric of each set from the Grams of its centred means M, uncentred means U
+    and mean unit vectors Sb (all (sets, C, d)), and of the classifier W (C, d) or None; var (sets, C).
+
+    The Gram matrices are kept whole: a statistic over pairs reduces over the off-diagonal entries,
+    each unordered pair twice, which leaves means, population variances and maxima of symmetric
+    matrices unchanged. Returns the per-set metrics and the Gram stack (sets, k, C, C) with k =
+    [M M^T, U U^T, S S^T, W W^T, W M^T]."""
+    ns, _, d = M.shape
     has_w = W is not None
     T, off = _frames(C, has_w)
-    left, right = [M, U, S], [M, U, S]
+    k = 5 if has_w else 3
+    L, R = np.empty((ns, k, C, d)), np.empty((ns, k, C, d))
+    L[:, 0], L[:, 1], L[:, 2] = M, U, Sb
+    R[:, :3] = L[:, :3]
     if has_w:
-        left, right = left + [W, W], right + [W, M]
-    G = np.stack(left) @ np.stack(right).transpose(0, 2, 1)  # (k, C, C)
-    sq = np.diagonal(G, axis1=1, axis2=2)  # squared row norms (for W M^T: <w_c, m_c>)
+        L[:, 3], L[:, 4], R[:, 3], R[:, 4] = W, W, W, M
+    G = L @ R.swapaxes(-1, -2)  # (sets, k, C, C)
+    sq = np.diagonal(G, axis1=-2, axis2=-1)  # squared row norms (for W M^T: <w_c, m_c>)
     norms = np.sqrt(np.maximum(sq, 0.0))
     inv = 1.0 / np.where(norms > 0, norms, 1.0)  # a zero row has cosine 0 with every row
-    Gf = np.concatenate([G, G[3:4]]) if has_w else G
-    out: dict[str, float] = {}
     # distances to the frames; a zero Gram gives 0/0 = NaN, the value of an undefined metric
-    fro = np.sqrt(np.einsum("kij,kij->k", Gf, Gf))
-    D = Gf / fro[:, None, None] - T
-    dist = np.sqrt(np.einsum("kij,kij->k", D, D))
-    n2 = sq[0]
-    dist2 = np.maximum(n2[:, None] + n2 - 2.0 * G[0], 0.0)[off]
-    ratio = (var[:, None] + var)[off] / (dist2 if p == 1.0 else dist2**p)
-    cdnv = 0.5 * float(ratio.mean())
-    cos = (G[0:4:3] * inv[0:4:3, :, None] * inv[0:4:3, None, :])[:, off]  # centred means; W
-    eq = np.abs(cos + 1.0 / (C - 1)).mean(1)
-    gd = np.sqrt(np.maximum(2.0 - 2.0 * cos[0], 0.0))  # ||m_a/|m_a| - m_b/|m_b|||
-    eqn = norms[0:4:3].std(1) / norms[0:4:3].mean(1)
-    out.update(
-        cdnv=cdnv if math.isfinite(cdnv) else math.inf,  # inf: two classes share their mean
-        nc2_equinorm=float(eqn[0]),
-        nc2_equiangular=float(eq[0]),
-        nc2_etf=float(dist[0]),
-        nc2_of=float(dist[1]),
-        gnc2_dist_var=float(gd.var()),
-        gnc2_log_var=float(np.log(gd).var()),
-        cosine_intra_min=float(sq[2].min()),
-        cosine_intra_mean=float(sq[2].mean()),
-        cosine_inter_max=float(G[2][off].max()),
-    )
+    Gf = np.concatenate([G, G[:, 3:4]], 1) if has_w else G
+    fro = np.sqrt(np.einsum("skij,skij->sk", Gf, Gf))
+    D = Gf / fro[..., None, None] - T
+    dist = np.sqrt(np.einsum("skij,skij->sk", D, D))
+    n2 = sq[:, 0]
+    dist2 = np.maximum(n2[:, :, None] + n2[:, None, :] - 2.0 * G[:, 0], 0.0)[:, off]
+    ratio = (var[:, :, None] + var[:, None, :])[:, off] / (dist2 if p == 1.0 else dist2**p)
+    cdnv = 0.5 * _mean(ratio)
+    cos = (G[:, 0:4:3] * inv[:, 0:4:3, :, None] * inv[:, 0:4:3, None, :])[:, :, off]  # centred means; W
+    eq = _mean(np.abs(cos + 1.0 / (C - 1)))
+    gd = np.sqrt(np.maximum(2.0 - 2.0 * cos[:, 0], 0.0))  # ||m_a/|m_a| - m_b/|m_b|||
+    eqn = np.sqrt(_var(norms[:, 0:4:3])) / _mean(norms[:, 0:4:3])
+    gvar, lvar = _var(gd), _var(np.log(gd))
+    intra_min, intra_mean, inter = sq[:, 2].min(-1), _mean(sq[:, 2]), G[:, 2][:, off].max(-1)
     if has_w:
-        out.update(
-            nc2_equinorm_w=float(eqn[1]),
-            nc2_equiangular_w=float(eq[1]),
-            nc2_etf_w=float(dist[3]),
-            nc3_etf=float(dist[4]),
-            nc2_of_w=float(dist[5]),
-            nc3_duality=float(np.square(W / math.sqrt(sq[3].sum()) - M / math.sqrt(n2.sum())).sum()),
-            unc3_var=float(sq[4].var(ddof=1)),
-        )
-    if not n2.any():
-        warnings.warn(
-            "all class means coincide (Sigma_B = 0): NC1, NC2 and NC3 of the means are undefined and "
-            "reported as NaN. Check the features are not constant.",
-            DegenerateWarning,
-            stacklevel=6,  # the caller of collapse_metrics
-        )
-        for k in ("nc2_equiangular", "gnc2_dist_var", "gnc2_log_var"):
-            out[k] = math.nan
-    if not norms[0].all():
-        warnings.warn(
-            "a class mean equals the global mean; its cosine with other classes is taken as 0.",
-            DegenerateWarning,
-            stacklevel=6,  # the caller of collapse_metrics
-        )
-    return out, G
+        fm = np.sqrt(n2.sum(-1))[:, None, None]
+        duality = np.square(W / math.sqrt(sq[0, 3].sum()) - M / fm).sum((-2, -1))
+        unc3 = _var(sq[:, 4], ddof=1)
+    outs = []
+    for s in range(ns):
+        out = {
+            "cdnv": float(cdnv[s]) if math.isfinite(cdnv[s]) else math.inf,  # inf: two classes share their mean
+            "nc2_equinorm": float(eqn[s, 0]),
+            "nc2_equiangular": float(eq[s, 0]),
+            "nc2_etf": float(dist[s, 0]),
+            "nc2_of": float(dist[s, 1]),
+            "gnc2_dist_var": float(gvar[s]),
+            "gnc2_log_var": float(lvar[s]),
+            "cosine_intra_min": float(intra_min[s]),
+            "cosine_intra_mean": float(intra_mean[s]),
+            "cosine_inter_max": float(inter[s]),
+        }
+        if has_w:
+            out.update(
+                nc2_equinorm_w=float(eqn[s, 1]),
+                nc2_equiangular_w=float(eq[s, 1]),
+                nc2_etf_w=float(dist[s, 3]),
+                nc3_etf=float(dist[s, 4]),
+                nc2_of_w=float(dist[s, 5]),
+                nc3_duality=float(duality[s]),
+                unc3_var=float(unc3[s]),
+            )
+        if not n2[s].any():
+            warnings.warn(
+                "all class means coincide (Sigma_B = 0): NC1, NC2 and NC3 of the means are undefined and "
+                "reported as NaN. Check the features are not constant.",
+                DegenerateWarning,
+                stacklevel=6,  # the caller of collapse_metrics
+            )
+            for key in ("nc2_equiangular", "gnc2_dist_var", "gnc2_log_var"):
+                out[key] = math.nan
+        if not norms[s, 0].all():
+            warnings.warn(
+                "a class mean equals the global mean; its cosine with other classes is taken as 0.",
+                DegenerateWarning,
+                stacklevel=6,
+            )
+        outs.append(out)
+    return outs, G
 
 
 def dense_metrics(
-    H: torch.Tensor,
-    y: torch.Tensor,
+    sets: Sequence[tuple[torch.Tensor, torch.Tensor]],
     C: int,
     W: torch.Tensor | None,
     b: torch.Tensor | None,
     *,
     cdnv_exponent: float = 1.0,
     pairwise_limit: int = 2048,
-    name: str = "features",
-) -> tuple[dict[str, float], torch.Tensor]:
-    """Every metric of :func:`~nclab.metrics.collapse_metrics` that needs only (H, y, W, b), and the
-    float64 class means (C, d). Inputs are validated by the caller (CPU; W and b float64)."""
+    names: Sequence[str] = ("features",),
+) -> list[tuple[dict[str, float], torch.Tensor]]:
+    """Every metric of :func:`~nclab.metrics.collapse_metrics` that needs only (H, y, W, b), for each
+    (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set.
+    The sets share one sort, one moment pass and one batched class-pair pass. Inputs are validated by
+    the caller (CPU tensors; W and b float64); ``names`` name the sets in errors."""
     with np.errstate(all="ignore"):  # NaN/inf features raise below; undefined metrics are NaN
-        return _dense_metrics(H, y, C, W, b, cdnv_exponent, pairwise_limit, name)
+        S = _Sorted(sets, C)
+        XT1, mean, unit_mean, RT, sq_dev, finite = _moments(S)
+        ns, d = len(sets), mean.shape[1]
+        for s in np.flatnonzero(~finite.reshape(ns, C).all(1)):
+            check_finite(sets[s][0], names[s])  # raises, naming the bad values
+        mean, unit_mean = mean.reshape(ns, C, d), unit_mean.reshape(ns, C, d)
+        counts, sq_dev = S.counts.reshape(ns, C), sq_dev.reshape(ns, C)
+        mu_g = _mean(mean.swapaxes(1, 2))  # (sets, d)
+        M = mean - mu_g[:, None]
+        Wn = None if W is None else W.numpy()
+        bn = None if b is None else b.numpy()
+        outs, G = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
+        res = []
+        for s, out in enumerate(outs):
+            n, a = S.sizes[s], S.offsets[s]
+            cols = slice(a, a + n)
+            tr_b = float(G[s, 0].trace()) / C
+            if tr_b == 0.0:
+                out["nc1"] = out["nc1_quotient"] = math.nan
+            else:
+                out["nc1"] = _nc1(M[s], RT[:, cols])
+                out["nc1_quotient"] = float(sq_dev[s].sum()) / n / tr_b
+            run = slice(s * C, (s + 1) * C)
+            out.update(
+                _decisions(XT1[:, cols], S.y[cols] - s * C, S.starts[run] - a, S.counts[run], M[s], mu_g[s],
+                           Wn, bn, None if W is None else G[s, 3], pairwise_limit)
+            )
+            res.append((out, torch.from_numpy(np.ascontiguousarray(mean[s]))))
+        return res
 
 
-def _dense_metrics(H, y, C, W, b, cdnv_exponent, pairwise_limit, name):
-    n = H.shape[0]
-    S = _Sorted(H, y, C)
-    XT, mean, unit_mean, RT, sq_dev, finite = _moments(S)
-    if not finite:
-        check_finite(H, name)  # raises, naming the bad values
-    mu_g = mean.mean(0)
-    M = mean - mu_g
-    Wn = None if W is None else W.numpy()
-    out, G = _class_pairs(M, mean, unit_mean, Wn, sq_dev / S.counts, C, cdnv_exponent)
-    tr_b = float(G[0].trace()) / C
-    if tr_b == 0.0:
-        out["nc1"] = out["nc1_quotient"] = math.nan
-    else:
-        out["nc1"] = _nc1(M, RT)
-        out["nc1_quotient"] = float(sq_dev.sum()) / n / tr_b
-    bn = None if b is None else b.numpy()
-    out.update(_decisions(XT, S, M, mu_g, Wn, bn, None if W is None else G[3], pairwise_limit))
-    return out, torch.from_numpy(np.ascontiguousarray(mean))
-
-
-def _decisions(XT, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> dict[str, float]:
+def _decisions(XT1, y, starts, counts, M, mu_g, W, b, GW, pairwise_limit: int) -> dict[str, float]:
     """NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
     One product gives the NCC scores (h - mu_G).m_c - ||m_c||^2/2 (the nearest-mean rule up to a
@@ -225,39 +296,57 @@ def _decisions(XT, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> dict[s
     decides "arg max = own class" by its sign unless it is 0 (a tie) or NaN; only those samples, and
     those wrong for both rules (NC4 compares their predictions), take an exact first-index argmax
     (an argmax over classes costs ~15x a min)."""
-    C, n = M.shape[0], XT.shape[1]
-    y = S.y
-    rhs, shift = [M], [-0.5 * np.einsum("ij,ij->i", M, M)]
+    C, n = M.shape[0], XT1.shape[1]
+    ends = starts + counts
+    # one product of [rhs | shift] with [X^T; 1]; shift = per-class constants, mu_G folded in
+    rhs, shift = [M], [-0.5 * np.einsum("ij,ij->i", M, M) - M @ mu_g]
     if W is not None:
         rhs.append(W)
-        shift.append(W @ mu_g + (0.0 if b is None else b))
+        shift.append(np.zeros(C) if b is None else b)
     halves = len(rhs)
-    QT = (np.concatenate(rhs) @ (XT - mu_g[:, None]) + np.concatenate(shift)[:, None]).reshape(halves, C, n)
-    flat = y * n + np.arange(n)  # own entries of each (C, n) half, flattened
-    O = QT.reshape(halves, -1)[:, flat][:, None, :] - QT  # own entry minus every entry
-    O.reshape(halves, -1)[:, flat] = np.inf
+    P = np.concatenate([np.concatenate(rhs), np.concatenate(shift)[:, None]], 1)
+    QT = np.matmul(P, XT1, out=_scratch.get("QT", (halves * C, n))).reshape(halves, C, n)
+    # own entries: samples are sorted by class, so class c's own entries are row c of its run
+    own = _scratch.get("own", (halves, 1, n))
+    for c, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist())):
+        own[:, 0, s0:s1] = QT[:, c, s0:s1]
+    O = np.subtract(own, QT, out=_scratch.get("O", (halves, C, n)))  # own entry minus every entry
+    for c, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist())):
+        O[:, c, s0:s1] = np.inf
     marg = O.min(1)  # (halves, n)
     pos = marg > 0
-    sure = ((marg > 0) | (marg < 0)).all(0)  # no tie, no NaN
-    if W is not None:
-        sure &= pos.any(0)
-    hits = (pos & sure).sum(1)
-    unsure = np.flatnonzero(~sure)
-    pred = QT[:, :, unsure].argmax(1)  # (halves, k)
-    hits = hits + (pred == y[unsure]).sum(1)
+    decided = ((marg > 0) | (marg < 0)).all(0)  # no tie, no NaN: the margins' signs are the hits
+    hits = (pos & decided).sum(1)
+    exact = np.flatnonzero(~decided)  # rare: first-index argmax
+    pred = QT[:, :, exact].argmax(1)  # (halves, k)
+    hits = hits + (pred == y[exact]).sum(1)
     out = {"ncc_accuracy": float(hits[0]) / n}
     if W is None:
         return out
+    # NC4: decided samples right for one rule only differ; right for both agree; wrong for both
+    # (common early in training) agree iff one class attains both maxima, when each maximum is unique
+    mismatch = int(((pos[0] != pos[1]) & decided).sum()) + int((pred[0] != pred[1]).sum())
+    wrong = np.flatnonzero(decided & ~pos.any(0))
+    if len(wrong) * 16 <= n:  # few: their argmax
+        pw = QT[:, :, wrong].argmax(1)
+        mismatch += int((pw[0] != pw[1]).sum())
+    elif len(wrong):  # many: argmax over classes costs ~15x a max, so compare the sets of maxima
+        top = QT == QT.max(1, keepdims=True)  # (halves, C, n)
+        single = (top.sum(1) == 1).all(0)
+        mismatch += int((decided & ~pos.any(0) & single & ~(top[0] & top[1]).any(0)).sum())
+        tied = np.flatnonzero(decided & ~pos.any(0) & ~single)
+        pt = QT[:, :, tied].argmax(1)
+        mismatch += int((pt[0] != pt[1]).sum())
     m = marg[1]
     out.update(
         accuracy=float(hits[1]) / n,
-        nc4_ncc_mismatch=float(((pos[0] != pos[1]) & sure).sum() + (pred[0] != pred[1]).sum()) / n,
+        nc4_ncc_mismatch=mismatch / n,
         margin_min=float(m.min()),
-        margin_mean=float(m.mean()),
+        margin_mean=float(m.sum()) / n,
     )
     if C <= pairwise_limit:
         # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
-        A = np.minimum.reduceat(O[1], S.starts, axis=1).T
+        A = np.minimum.reduceat(O[1], starts, axis=1).T
         off = _frames(C, True)[1]
         gamma = np.minimum(A, A.T)[off]
         sqw = np.diagonal(GW)

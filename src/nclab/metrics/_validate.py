@@ -77,7 +77,7 @@ def check_labels(
     elif t.dtype == torch.bool:
         raise LabelError(f"{name} must be integer class indices, not booleans.")
     t = t.to(device=device, dtype=torch.long)
-    lo, hi = int(t.min()), int(t.max())
+    lo, hi = torch.stack(torch.aminmax(t)).tolist()  # one reduction, one host transfer
     if lo < 0:
         raise LabelError(f"{name} must be >= 0; got min label {lo}. Remap the labels to 0..C-1.")
     if num_classes is None:
@@ -91,8 +91,8 @@ def check_labels(
         raise LabelError(f"neural-collapse metrics need at least 2 classes; {name} has {num_classes}.")
     if require_all:
         counts = torch.bincount(t, minlength=num_classes)
-        empty = (counts == 0).nonzero().flatten()
-        if empty.numel():
+        empty = None if bool(counts.all()) else (counts == 0).nonzero().flatten()
+        if empty is not None:
             shown = ", ".join(str(int(c)) for c in empty[:5])
             more = "" if empty.numel() <= 5 else f" (and {empty.numel() - 5} more)"
             raise LabelError(

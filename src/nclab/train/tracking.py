@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nclab.data import Split
-from nclab.metrics import CollapseTracker, effective_depth, memorization
+from nclab.metrics import CollapseTracker, collapse_metrics, collapse_metrics_many, effective_depth, memorization
 from nclab.metrics.functional import _memorization_values
 
 __all__ = ["tracked_evaluation", "suboptimal_collapse"]
@@ -98,24 +98,24 @@ def tracked_evaluation(
     if "features" not in taps:
         taps.append("features")
     ct = num_true_classes
-    test_tr = CollapseTracker(ct, weights=w[:ct], bias=None if b is None else b[:ct])
     rec: dict[str, Any] = {}
 
     dev = test.x.device
     zero = lambda: torch.zeros((), dtype=torch.float64, device=dev)  # noqa: E731 - device-side sums, one sync at the end
     loss_sum, correct = zero(), zero()
+    test_feats: list[torch.Tensor] = []
     for s in range(0, len(test), batch_size):
         x, y = test.x[s : s + batch_size], test.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(x, ["features"])
         loss_sum += loss_fn(logits, y).to(torch.float64) * y.shape[0]
         correct += (logits.argmax(1) == y).sum()
-        test_tr.update(out["features"], y)
+        test_feats.append(out["features"])
     rec["test_loss"] = float(loss_sum) / len(test)
     rec["test_acc"] = float(correct) / len(test)
 
-    train_tr = CollapseTracker(num_classes, weights=w, bias=b)
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
     loss_sum, correct, correct_true = zero(), zero(), zero()
+    train_feats: list[torch.Tensor] = []
     for s in range(0, len(train), batch_size):
         x = train.x[s : s + batch_size]
         y = train.labels[s : s + batch_size]
@@ -125,20 +125,30 @@ def tracked_evaluation(
         pred = logits.argmax(1)
         correct += (pred == y).sum()
         correct_true += (pred == yt).sum()
-        train_tr.update(out["features"], y, yt)
+        train_feats.append(out["features"])
         for name, tr in layer_tr.items():
             tr.update(out[name], y)
     rec["train_loss"] = float(loss_sum) / len(train)
     rec["train_acc"] = float(correct) / len(train)
     rec["train_acc_true"] = float(correct_true) / len(train)
 
-    m_train = train_tr.compute()
-    m_test = test_tr.compute()
+    # every collapse metric of the train features (observed labels) and the test features (true
+    # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
+    h_train = train_feats[0] if len(train_feats) == 1 else torch.cat(train_feats)
+    h_test = test_feats[0] if len(test_feats) == 1 else torch.cat(test_feats)
+    if ct == num_classes:
+        m_train, m_test = collapse_metrics_many(
+            [(h_train, train.labels), (h_test, test.true_labels)], weights=w, bias=b, num_classes=num_classes,
+            names=["train features", "test features"],
+        )
+    else:  # latent noise classes: test metrics use the classifier rows of the true classes
+        m_train = collapse_metrics(h_train, train.labels, weights=w, bias=b, num_classes=num_classes)
+        m_test = collapse_metrics(h_test, test.true_labels, weights=w[:ct], bias=None if b is None else b[:ct],
+                                  num_classes=ct)
     rec.update({f"{k}_train": v for k, v in m_train.items()})
     rec.update({f"{k}_test": v for k, v in m_test.items()})
     rec["dilation"] = m_test.get("nc1", math.nan)
     rec["p_min"] = m_train.get("margin_min", math.nan)
-    h_train, h_test = train_tr.features, test_tr.features
     if bool((train.labels != train.true_labels).any()):
         if num_classes == num_true_classes:
             mem = memorization(h_train, train.labels, train.true_labels, h_test, test.true_labels,
@@ -153,12 +163,12 @@ def tracked_evaluation(
         layers: dict[str, dict[str, float]] = {}
         feats = []
         for name in model.tap_names:
-            tr = train_tr if name == model.tap_names[-1] else layer_tr[name]
-            m = m_train if tr is train_tr else tr.compute()
+            last = name == model.tap_names[-1]
+            m = m_train if last else layer_tr[name].compute()
             keys = ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max", "nc2_etf", "nc2_equinorm",
                     "nc2_equiangular", "nc3_etf", "nc3_duality")  # NC3 exists only where the head's W applies
             layers[name] = {k: m[k] for k in keys if k in m}
-            feats.append(tr.features)
+            feats.append(h_train if last else layer_tr[name].features)
         rec["layers"] = layers
         rec["effective_depth"] = effective_depth(feats, train.labels, eps=effective_depth_eps, num_classes=num_classes)
 
