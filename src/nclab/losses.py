@@ -86,11 +86,12 @@ def _check_inputs(logits: torch.Tensor, labels: torch.Tensor, num_classes: int |
     if num_classes is not None and int(num_classes) != c:
         raise ShapeError(f"logits have {c} columns but num_classes={num_classes}; they must agree.")
     # range on the CPU only: on an accelerator int(...) is a device synchronisation per call
-    if labels.numel() and labels.device.type == "cpu" and (int(labels.min()) < 0 or int(labels.max()) >= c):
-        raise LabelError(
-            f"labels must lie in [0, {c}); got range [{int(labels.min())}, {int(labels.max())}]. "
-            "Remap the labels or widen the classifier."
-        )
+    if labels.numel() and labels.device.type == "cpu":
+        lo, hi = torch.stack(torch.aminmax(labels)).tolist()
+        if lo < 0 or hi >= c:
+            raise LabelError(
+                f"labels must lie in [0, {c}); got range [{lo}, {hi}]. Remap the labels or widen the classifier."
+            )
     return c
 
 
@@ -146,10 +147,11 @@ def label_smoothing_loss(
 
 
 def _ls(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
+    # mean_i [(1-a) nll_i + a mean_k(-log p_ik)] = (1-a) mean_i nll_i - a mean_ik log p_ik: one flat
+    # reduction instead of a reduction over each short row (several times slower on CPU)
     logp = torch.log_softmax(logits, dim=1)
-    nll = -logp.gather(1, labels[:, None])[:, 0]
-    uniform = -logp.mean(dim=1)
-    return ((1.0 - alpha) * nll + alpha * uniform).mean()
+    nll = -logp.gather(1, labels[:, None]).mean()
+    return (1.0 - alpha) * nll - alpha * logp.mean()
 
 
 def label_relaxation_loss(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
 import threading
 import warnings
 from typing import Sequence
@@ -62,7 +63,10 @@ class _Scratch(threading.local):
         if arr is None:
             if len(self.arrays) >= self.LIMIT:
                 self.arrays.clear()
-            arr = self.arrays[key] = np.empty(shape, dtype)
+            # an anonymous mapping of its own, outside the malloc heap: a long-lived array inside the
+            # heap would keep it from shrinking back after each batch of network activations
+            nbytes = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
+            arr = self.arrays[key] = np.frombuffer(mmap.mmap(-1, nbytes), dtype, int(np.prod(shape))).reshape(shape)
         return arr
 
 

@@ -100,37 +100,32 @@ def tracked_evaluation(
     ct = num_true_classes
     rec: dict[str, Any] = {}
 
-    dev = test.x.device
-    zero = lambda: torch.zeros((), dtype=torch.float64, device=dev)  # noqa: E731 - device-side sums, one sync at the end
-    loss_sum, correct = zero(), zero()
+    def split_loss_acc(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Mean loss and the predictions of a whole split, from its batches' logits (one call each)."""
+        z = logits[0] if len(logits) == 1 else torch.cat(logits)
+        return float(loss_fn(z, labels)), z.argmax(1)
+
     test_feats: list[torch.Tensor] = []
+    test_logits: list[torch.Tensor] = []
     for s in range(0, len(test), batch_size):
-        x, y = test.x[s : s + batch_size], test.true_labels[s : s + batch_size]
-        logits, out = model.forward_taps(x, ["features"])
-        loss_sum += loss_fn(logits, y).to(torch.float64) * y.shape[0]
-        correct += (logits.argmax(1) == y).sum()
+        logits, out = model.forward_taps(test.x[s : s + batch_size], ["features"])
+        test_logits.append(logits)
         test_feats.append(out["features"])
-    rec["test_loss"] = float(loss_sum) / len(test)
-    rec["test_acc"] = float(correct) / len(test)
+    rec["test_loss"], pred = split_loss_acc(test_logits, test.true_labels)
+    rec["test_acc"] = float((pred == test.true_labels).sum()) / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
-    loss_sum, correct, correct_true = zero(), zero(), zero()
     train_feats: list[torch.Tensor] = []
+    train_logits: list[torch.Tensor] = []
     for s in range(0, len(train), batch_size):
-        x = train.x[s : s + batch_size]
-        y = train.labels[s : s + batch_size]
-        yt = train.true_labels[s : s + batch_size]
-        logits, out = model.forward_taps(x, taps, pool_spatial=True)
-        loss_sum += loss_fn(logits, y).to(torch.float64) * y.shape[0]
-        pred = logits.argmax(1)
-        correct += (pred == y).sum()
-        correct_true += (pred == yt).sum()
+        logits, out = model.forward_taps(train.x[s : s + batch_size], taps, pool_spatial=True)
+        train_logits.append(logits)
         train_feats.append(out["features"])
         for name, tr in layer_tr.items():
-            tr.update(out[name], y)
-    rec["train_loss"] = float(loss_sum) / len(train)
-    rec["train_acc"] = float(correct) / len(train)
-    rec["train_acc_true"] = float(correct_true) / len(train)
+            tr.update(out[name], train.labels[s : s + batch_size])
+    rec["train_loss"], pred = split_loss_acc(train_logits, train.labels)
+    rec["train_acc"] = float((pred == train.labels).sum()) / len(train)
+    rec["train_acc_true"] = float((pred == train.true_labels).sum()) / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
