@@ -17,7 +17,7 @@ from nclab.metrics import collapse_metrics
 
 from .conftest import make_data
 
-pytestmark = pytest.mark.streaming_only  # each test picks its engines itself
+pytestmark = pytest.mark.streaming_only  # run once: each test sets the engine(s) it checks itself
 
 
 def _both(monkeypatch, *args, **kw):
@@ -63,7 +63,8 @@ def test_half_precision_features(monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_dense_nonfinite_raises_without_numpy_warnings(bad):
+def test_dense_nonfinite_raises_without_numpy_warnings(monkeypatch, bad):
+    monkeypatch.setattr(functional, "_DENSE", True)
     D = make_data(n_per=5, C=3, d=4)
     H = D["H"].clone()
     H[2, 1] = bad
@@ -126,3 +127,13 @@ def test_nc4_when_both_rules_are_wrong(monkeypatch, dense_on, duplicate_rows):
     assert got["accuracy"] < 0.5 and got["ncc_accuracy"] < 0.7
     for k in ("nc4_ncc_mismatch", "accuracy", "ncc_accuracy"):
         assert got[k] == pytest.approx(want[k], abs=1e-15), k
+
+
+@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
+def test_values_are_python_floats(monkeypatch, dense_on):
+    # JSON output and the results store need plain floats, not NumPy scalars
+    monkeypatch.setattr(functional, "_DENSE", dense_on)
+    D = make_data(n_per=10, C=4, d=5, with_test=True)
+    m = collapse_metrics(D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"], test_labels=D["yt"],
+                         true_labels=D["ytrue"], ood_features=D["Hood"])
+    assert all(type(v) is float for v in m.values()), {k: type(v) for k, v in m.items() if type(v) is not float}

@@ -319,31 +319,33 @@ def _decisions(XT1, y, starts, counts, M, mu_g, W, b, GW, pairwise_limit: int) -
         O[:, c, s0:s1] = np.inf
     marg = O.min(1)  # (halves, n)
     pos = marg > 0
-    decided = ((marg > 0) | (marg < 0)).all(0)  # no tie, no NaN: the margins' signs are the hits
-    hits = (pos & decided).sum(1)
+    decided = pos | (marg < 0)  # no tie, no NaN: the margins' signs are the hits
+    decided = decided[0] & decided[1] if halves == 2 else decided[0]
+    hits = [int(np.count_nonzero(p & decided)) for p in pos]  # (bool reductions over an axis are slow)
     exact = np.flatnonzero(~decided)  # rare: first-index argmax
     pred = QT[:, :, exact].argmax(1)  # (halves, k)
-    hits = hits + (pred == y[exact]).sum(1)
-    out = {"ncc_accuracy": float(hits[0]) / n}
+    hits = [h + int(np.count_nonzero(p == y[exact])) for h, p in zip(hits, pred)]
+    out = {"ncc_accuracy": hits[0] / n}
     if W is None:
         return out
     # NC4: decided samples right for one rule only differ; right for both agree; wrong for both
     # (common early in training) agree iff one class attains both maxima, when each maximum is unique
-    mismatch = int(((pos[0] != pos[1]) & decided).sum()) + int((pred[0] != pred[1]).sum())
-    wrong = np.flatnonzero(decided & ~pos.any(0))
-    if len(wrong) * 16 <= n:  # few: their argmax
-        pw = QT[:, :, wrong].argmax(1)
-        mismatch += int((pw[0] != pw[1]).sum())
-    elif len(wrong):  # many: argmax over classes costs ~15x a max, so compare the sets of maxima
-        top = QT == QT.max(1, keepdims=True)  # (halves, C, n)
-        single = (top.sum(1) == 1).all(0)
-        mismatch += int((decided & ~pos.any(0) & single & ~(top[0] & top[1]).any(0)).sum())
-        tied = np.flatnonzero(decided & ~pos.any(0) & ~single)
-        pt = QT[:, :, tied].argmax(1)
-        mismatch += int((pt[0] != pt[1]).sum())
+    mismatch = int(np.count_nonzero((pos[0] != pos[1]) & decided) + np.count_nonzero(pred[0] != pred[1]))
+    wrong = decided & ~(pos[0] | pos[1])
+    if np.count_nonzero(wrong) * 16 <= n:  # few: their argmax
+        pw = QT[:, :, np.flatnonzero(wrong)].argmax(1)
+        mismatch += int(np.count_nonzero(pw[0] != pw[1]))
+    else:  # many: an argmax over classes costs ~15x a max, so compare the sets of maxima
+        top = (QT == QT.max(1, keepdims=True)).view(np.uint8)  # (halves, C, n)
+        single = top.sum(1, dtype=np.uint8) == 1  # one maximum (C <= 255)
+        single = single[0] & single[1]
+        agree = (top[0] & top[1]).max(0).view(bool)  # a class attains both maxima
+        mismatch += int(np.count_nonzero(wrong & single & ~agree))
+        pt = QT[:, :, np.flatnonzero(wrong & ~single)].argmax(1)
+        mismatch += int(np.count_nonzero(pt[0] != pt[1]))
     m = marg[1]
     out.update(
-        accuracy=float(hits[1]) / n,
+        accuracy=hits[1] / n,
         nc4_ncc_mismatch=mismatch / n,
         margin_min=float(m.min()),
         margin_mean=float(m.sum()) / n,
