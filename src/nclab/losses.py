@@ -117,8 +117,7 @@ def cross_entropy(
 
 
 def _ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits, dim=1)
-    return -logp.gather(1, labels[:, None]).mean()
+    return torch.nn.functional.cross_entropy(logits, labels)  # one fused log-softmax + NLL
 
 
 def label_smoothing_loss(
@@ -147,11 +146,9 @@ def label_smoothing_loss(
 
 
 def _ls(logits: torch.Tensor, labels: torch.Tensor, alpha: float) -> torch.Tensor:
-    # mean_i [(1-a) nll_i + a mean_k(-log p_ik)] = (1-a) mean_i nll_i - a mean_ik log p_ik: one flat
-    # reduction instead of a reduction over each short row (several times slower on CPU)
-    logp = torch.log_softmax(logits, dim=1)
-    nll = -logp.gather(1, labels[:, None]).mean()
-    return (1.0 - alpha) * nll - alpha * logp.mean()
+    # PyTorch's label_smoothing is this loss: CE against (1 - alpha) e_y + alpha/C 1 (Szegedy et al.),
+    # i.e. (1 - alpha) nll - alpha/C sum_k log p_k; one fused operation (tests: against the formula)
+    return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=alpha)
 
 
 def label_relaxation_loss(

@@ -100,32 +100,33 @@ def tracked_evaluation(
     ct = num_true_classes
     rec: dict[str, Any] = {}
 
-    def split_loss_acc(logits: list[torch.Tensor], labels: torch.Tensor) -> tuple[float, torch.Tensor]:
-        """Mean loss and the predictions of a whole split, from its batches' logits (one call each)."""
-        z = logits[0] if len(logits) == 1 else torch.cat(logits)
-        return float(loss_fn(z, labels)), z.argmax(1)
-
+    # loss and accuracy per batch, right after its forward pass while its logits are still in cache;
+    # per-batch sums stay on the device and reach the host in one transfer per split
+    sums: list[torch.Tensor] = []  # per batch: [loss sum, correct]
     test_feats: list[torch.Tensor] = []
-    test_logits: list[torch.Tensor] = []
     for s in range(0, len(test), batch_size):
+        y = test.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(test.x[s : s + batch_size], ["features"])
-        test_logits.append(logits)
+        sums.append(torch.stack([loss_fn(logits, y).double() * y.shape[0], (logits.argmax(1) == y).sum().double()]))
         test_feats.append(out["features"])
-    rec["test_loss"], pred = split_loss_acc(test_logits, test.true_labels)
-    rec["test_acc"] = float((pred == test.true_labels).sum()) / len(test)
+    loss_sum, correct = torch.stack(sums).sum(0).tolist()
+    rec["test_loss"], rec["test_acc"] = loss_sum / len(test), correct / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
+    sums = []  # per batch: [loss sum, correct (observed labels), correct (true labels)]
     train_feats: list[torch.Tensor] = []
-    train_logits: list[torch.Tensor] = []
     for s in range(0, len(train), batch_size):
+        y, yt = train.labels[s : s + batch_size], train.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(train.x[s : s + batch_size], taps, pool_spatial=True)
-        train_logits.append(logits)
+        pred = logits.argmax(1)
+        sums.append(torch.stack([loss_fn(logits, y).double() * y.shape[0], (pred == y).sum().double(),
+                                 (pred == yt).sum().double()]))
         train_feats.append(out["features"])
         for name, tr in layer_tr.items():
-            tr.update(out[name], train.labels[s : s + batch_size])
-    rec["train_loss"], pred = split_loss_acc(train_logits, train.labels)
-    rec["train_acc"] = float((pred == train.labels).sum()) / len(train)
-    rec["train_acc_true"] = float((pred == train.true_labels).sum()) / len(train)
+            tr.update(out[name], y)
+    loss_sum, correct, correct_true = torch.stack(sums).sum(0).tolist()
+    rec["train_loss"], rec["train_acc"] = loss_sum / len(train), correct / len(train)
+    rec["train_acc_true"] = correct_true / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
