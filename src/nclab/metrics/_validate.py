@@ -77,7 +77,12 @@ def check_labels(
     elif t.dtype == torch.bool:
         raise LabelError(f"{name} must be integer class indices, not booleans.")
     t = t.to(device=device, dtype=torch.long)
-    lo, hi = torch.stack(torch.aminmax(t)).tolist()  # one reduction, one host transfer
+    host = t.device.type == "cpu"  # NumPy's reductions cost a fraction of PyTorch's on small arrays
+    if host:
+        tn = t.numpy()
+        lo, hi = int(tn.min()), int(tn.max())
+    else:
+        lo, hi = torch.stack(torch.aminmax(t)).tolist()  # one reduction, one host transfer
     if lo < 0:
         raise LabelError(f"{name} must be >= 0; got min label {lo}. Remap the labels to 0..C-1.")
     if num_classes is None:
@@ -90,11 +95,11 @@ def check_labels(
     if num_classes < 2:
         raise LabelError(f"neural-collapse metrics need at least 2 classes; {name} has {num_classes}.")
     if require_all:
-        counts = torch.bincount(t, minlength=num_classes)
-        empty = None if bool(counts.all()) else (counts == 0).nonzero().flatten()
-        if empty is not None:
-            shown = ", ".join(str(int(c)) for c in empty[:5])
-            more = "" if empty.numel() <= 5 else f" (and {empty.numel() - 5} more)"
+        counts = np.bincount(tn, minlength=num_classes) if host else torch.bincount(t, minlength=num_classes)
+        if not bool(counts.all()):
+            empty = np.flatnonzero(counts == 0).tolist() if host else (counts == 0).nonzero().flatten().tolist()
+            shown = ", ".join(str(c) for c in empty[:5])
+            more = "" if len(empty) <= 5 else f" (and {len(empty) - 5} more)"
             raise LabelError(
                 f"class(es) {shown}{more} have no sample in {name}; every class needs at least one "
                 "sample. Pass num_classes matching the labels present, or remap the labels."
