@@ -73,6 +73,21 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
+@functools.lru_cache(maxsize=1)
+def _numpy_blas():
+    import threadpoolctl
+
+    return threadpoolctl.ThreadpoolController().select(user_api="blas")
+
+
+def _one_blas_thread():
+    """NumPy's BLAS limited to one thread while the engine runs (~10 us). Its products here are tiny;
+    left multithreaded, OpenBLAS wakes worker threads that then spin on the other cores and take them
+    from PyTorch's own threads (measured with 2 torch threads: a tracked evaluation 1.94x of plain
+    evaluation instead of 1.12x, and the training epoch after it 1.23x of a bare one instead of 1.01x)."""
+    return _numpy_blas().limit(limits=1)
+
+
 class _Sorted:
     """One or more feature sets, their samples sorted by (set, class) with a stable counting sort:
     class c of set s is global class s C + c, a contiguous run of columns, so per-class sums and
@@ -118,25 +133,31 @@ def _moments(S: _Sorted):
     return B[: d + 1], acc[:d].T, acc[d + 1 :].T, RT, sq_dev, np.isfinite(acc).all(0)
 
 
-def _nc1(M: np.ndarray, RT: np.ndarray) -> float:
-    """NC1 from the centred means M (C, d) and the centred rows RT (d, n) (see
-    :func:`~nclab.metrics._kernels.nc1_value`): through the scatter S = R^T R (one n d^2 product)
-    when that is cheaper than Z = R M^T and Z^T Z (n d C + n C^2), and always when C > d."""
-    C, d = M.shape
-    n = RT.shape[1]
+def _nc1_sets(M: np.ndarray, RT: np.ndarray, sizes: Sequence[int]) -> list[float]:
+    """NC1 of each set from its centred means M (sets, C, d) and the centred rows RT (d, N) of all
+    sets, columns in set order (see :func:`~nclab.metrics._kernels.nc1_value`): through the scatter
+    S = R^T R (one n d^2 product) when that is cheaper than Z = R M^T and Z^T Z (n d C + n C^2), and
+    always when C > d; the eigendecompositions of all sets in one batched call."""
+    ns, C, d = M.shape
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    n = np.asarray(sizes, dtype=np.float64)
     if d * d <= C * (d + C) or C > d:
-        return nc1_value(M, n, scatter=RT @ RT.T)
-    ZT = M @ RT
-    return nc1_value(M, n, K=ZT @ ZT.T)
+        scatter = np.stack([RT[:, a:e] @ RT[:, a:e].T for a, e in zip(bounds[:-1], bounds[1:])])
+        return nc1_value(M, n, scatter=scatter).tolist()
+    K = []
+    for s, (a, e) in enumerate(zip(bounds[:-1], bounds[1:])):
+        ZT = M[s] @ RT[:, a:e]
+        K.append(ZT @ ZT.T)
+    return nc1_value(M, n, K=np.stack(K)).tolist()
 
 
 def dense_nc1(H: torch.Tensor, y: torch.Tensor, C: int, name: str = "features") -> tuple[float, torch.Tensor]:
     """NC1 and the float64 class means (C, d); NaN when all class means coincide."""
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _one_blas_thread():
         _, mean, _, RT, _, finite = _moments(_Sorted([(H, y)], C))
         if not finite.all():
             check_finite(H, name)
-        return _nc1(mean - mean.mean(0), RT), torch.from_numpy(np.ascontiguousarray(mean))
+        return _nc1_sets((mean - mean.mean(0))[None], RT, [RT.shape[1]])[0], torch.from_numpy(np.ascontiguousarray(mean))
 
 
 @functools.lru_cache(maxsize=16)
@@ -260,7 +281,8 @@ def dense_metrics(
     (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set.
     The sets share one sort, one moment pass and one batched class-pair pass. Inputs are validated by
     the caller (CPU tensors; W and b float64); ``names`` name the sets in errors."""
-    with np.errstate(all="ignore"):  # NaN/inf features raise below; undefined metrics are NaN
+    # NaN/inf features raise below; undefined metrics are NaN
+    with np.errstate(all="ignore"), _one_blas_thread():
         S = _Sorted(sets, C)
         XT1, mean, unit_mean, RT, sq_dev, finite = _moments(S)
         ns, d = len(sets), mean.shape[1]
@@ -273,89 +295,101 @@ def dense_metrics(
         Wn = None if W is None else W.numpy()
         bn = None if b is None else b.numpy()
         outs, G = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
+        nc1 = _nc1_sets(M, RT, S.sizes)
+        decisions = _decisions(XT1, S, M, mu_g, Wn, bn, None if W is None else G[0, 3], pairwise_limit)
         res = []
-        for s, out in enumerate(outs):
-            n, a = S.sizes[s], S.offsets[s]
-            cols = slice(a, a + n)
+        for s, (out, dec) in enumerate(zip(outs, decisions)):
             tr_b = float(G[s, 0].trace()) / C
             if tr_b == 0.0:
                 out["nc1"] = out["nc1_quotient"] = math.nan
             else:
-                out["nc1"] = _nc1(M[s], RT[:, cols])
-                out["nc1_quotient"] = float(sq_dev[s].sum()) / n / tr_b
-            run = slice(s * C, (s + 1) * C)
-            out.update(
-                _decisions(XT1[:, cols], S.y[cols] - s * C, S.starts[run] - a, S.counts[run], M[s], mu_g[s],
-                           Wn, bn, None if W is None else G[s, 3], pairwise_limit)
-            )
+                out["nc1"] = nc1[s]
+                out["nc1_quotient"] = float(sq_dev[s].sum()) / S.sizes[s] / tr_b
+            out.update(dec)
             res.append((out, torch.from_numpy(np.ascontiguousarray(mean[s]))))
         return res
 
 
-def _decisions(XT1, y, starts, counts, M, mu_g, W, b, GW, pairwise_limit: int) -> dict[str, float]:
-    """NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
+def _decisions(XT1, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> list[dict[str, float]]:
+    """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
-    One product gives the NCC scores (h - mu_G).m_c - ||m_c||^2/2 (the nearest-mean rule up to a
-    per-sample constant) and the logits w_c.h + b_c. The margin, own entry minus the best other one,
-    decides "arg max = own class" by its sign unless it is 0 (a tie) or NaN; only those samples, and
-    those wrong for both rules (NC4 compares their predictions), take an exact first-index argmax
-    (an argmax over classes costs ~15x a min)."""
-    C, n = M.shape[0], XT1.shape[1]
-    ends = starts + counts
-    # one product of [rhs | shift] with [X^T; 1]; shift = per-class constants, mu_G folded in
-    rhs, shift = [M], [-0.5 * np.einsum("ij,ij->i", M, M) - M @ mu_g]
+    One product gives, for the samples of all sets at once, the NCC scores (h - mu_G).m_c -
+    ||m_c||^2/2 of each set's means (the nearest-mean rule up to a per-sample constant) and the
+    logits w_c.h + b_c. The margin, own entry minus the best other one, decides "arg max = own class"
+    by its sign unless it is 0 (a tie) or NaN; only those samples take a first-index argmax (an
+    argmax over classes costs ~15x a min). Samples wrong for both rules (common early in training)
+    agree for NC4 iff one class attains both maxima, when each maximum is unique."""
+    ns, C, d = M.shape
+    N = XT1.shape[1]
+    halves = 1 if W is None else 2
+    # rows [M_0; ...; M_{ns-1}; W] with their constants (mu_G folded in) against [X^T; 1]
+    P = np.empty((ns * C + (C if W is not None else 0), d + 1))
+    P[: ns * C, :d] = M.reshape(ns * C, d)
+    P[: ns * C, d] = (-0.5 * np.einsum("sij,sij->si", M, M) - np.einsum("sij,sj->si", M, mu_g)).ravel()
     if W is not None:
-        rhs.append(W)
-        shift.append(np.zeros(C) if b is None else b)
-    halves = len(rhs)
-    P = np.concatenate([np.concatenate(rhs), np.concatenate(shift)[:, None]], 1)
-    QT = np.matmul(P, XT1, out=_scratch.get("QT", (halves * C, n))).reshape(halves, C, n)
-    # own entries: samples are sorted by class, so class c's own entries are row c of its run
-    own = _scratch.get("own", (halves, 1, n))
-    for c, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist())):
-        own[:, 0, s0:s1] = QT[:, c, s0:s1]
-    O = np.subtract(own, QT, out=_scratch.get("O", (halves, C, n)))  # own entry minus every entry
-    for c, (s0, s1) in enumerate(zip(starts.tolist(), ends.tolist())):
-        O[:, c, s0:s1] = np.inf
-    marg = O.min(1)  # (halves, n)
+        P[ns * C :, :d] = W
+        P[ns * C :, d] = 0.0 if b is None else b
+    Qall = np.matmul(P, XT1, out=_scratch.get("Qall", (P.shape[0], N)))
+    QT = _scratch.get("QT", (halves, C, N))  # [NCC scores of the sample's own set; logits]
+    bounds = [(S.offsets[s], S.offsets[s] + S.sizes[s]) for s in range(ns)]
+    for s, (a, e) in enumerate(bounds):
+        QT[0, :, a:e] = Qall[s * C : (s + 1) * C, a:e]
+    if W is not None:
+        QT[1] = Qall[ns * C :]
+    # own entries: samples are sorted by (set, class), so class c's own entries are row c of its run
+    runs = list(zip((S.y % C).take(S.starts).tolist(), S.starts.tolist(), (S.starts + S.counts).tolist()))
+    own = _scratch.get("own", (halves, 1, N))
+    for c, r0, r1 in runs:
+        own[:, 0, r0:r1] = QT[:, c, r0:r1]
+    O = np.subtract(own, QT, out=_scratch.get("O", (halves, C, N)))  # own entry minus every entry
+    for c, r0, r1 in runs:
+        O[:, c, r0:r1] = np.inf
+    marg = O.min(1)  # (halves, N)
     pos = marg > 0
     decided = pos | (marg < 0)  # no tie, no NaN: the margins' signs are the hits
     decided = decided[0] & decided[1] if halves == 2 else decided[0]
-    hits = [int(np.count_nonzero(p & decided)) for p in pos]  # (bool reductions over an axis are slow)
+    hit = pos & decided
+    yl = S.y - np.repeat(np.arange(ns) * C, S.sizes)  # class within the set
     exact = np.flatnonzero(~decided)  # rare: first-index argmax
-    pred = QT[:, :, exact].argmax(1)  # (halves, k)
-    hits = [h + int(np.count_nonzero(p == y[exact])) for h, p in zip(hits, pred)]
-    out = {"ncc_accuracy": hits[0] / n}
-    if W is None:
-        return out
-    # NC4: decided samples right for one rule only differ; right for both agree; wrong for both
-    # (common early in training) agree iff one class attains both maxima, when each maximum is unique
-    mismatch = int(np.count_nonzero((pos[0] != pos[1]) & decided) + np.count_nonzero(pred[0] != pred[1]))
-    wrong = decided & ~(pos[0] | pos[1])
-    if np.count_nonzero(wrong) * 16 <= n:  # few: their argmax
-        pw = QT[:, :, np.flatnonzero(wrong)].argmax(1)
-        mismatch += int(np.count_nonzero(pw[0] != pw[1]))
-    else:  # many: an argmax over classes costs ~15x a max, so compare the sets of maxima
-        top = (QT == QT.max(1, keepdims=True)).view(np.uint8)  # (halves, C, n)
-        single = top.sum(1, dtype=np.uint8) == 1  # one maximum (C <= 255)
-        single = single[0] & single[1]
-        agree = (top[0] & top[1]).max(0).view(bool)  # a class attains both maxima
-        mismatch += int(np.count_nonzero(wrong & single & ~agree))
-        pt = QT[:, :, np.flatnonzero(wrong & ~single)].argmax(1)
-        mismatch += int(np.count_nonzero(pt[0] != pt[1]))
-    m = marg[1]
-    out.update(
-        accuracy=hits[1] / n,
-        nc4_ncc_mismatch=mismatch / n,
-        margin_min=float(m.min()),
-        margin_mean=float(m.sum()) / n,
-    )
-    if C <= pairwise_limit:
-        # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
-        A = np.minimum.reduceat(O[1], starts, axis=1).T
-        off = _frames(C, True)[1]
-        gamma = np.minimum(A, A.T)[off]
-        sqw = np.diagonal(GW)
-        dw = np.sqrt(np.maximum(sqw[:, None] + sqw - 2.0 * GW, 0.0))[off]  # ||w_y - w_y'||
-        out["margin_normalized_min"] = float((gamma / dw).min())
-    return out
+    if len(exact):
+        hit[:, exact] = QT[:, :, exact].argmax(1) == yl[exact]
+    if W is not None:
+        # NC4: right for one rule only: they differ; right for both: they agree; else compare argmaxes
+        differ = hit[0] != hit[1]
+        wrong = ~(hit[0] | hit[1])
+        if np.count_nonzero(wrong) * 16 <= N:  # few: their argmax
+            idx = np.flatnonzero(wrong)
+            pw = QT[:, :, idx].argmax(1)
+            differ[idx] = pw[0] != pw[1]
+        else:  # many: compare the sets of maxima
+            top = (QT == QT.max(1, keepdims=True)).view(np.uint8)  # (halves, C, N)
+            single = top.sum(1, dtype=np.uint8) == 1  # one maximum (C <= 255)
+            single = single[0] & single[1]
+            agree = (top[0] & top[1]).max(0).view(bool)  # a class attains both maxima
+            differ |= wrong & single & ~agree
+            idx = np.flatnonzero(wrong & ~single)
+            pt = QT[:, :, idx].argmax(1)
+            differ[idx] = pt[0] != pt[1]
+        if C <= pairwise_limit:
+            # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
+            A_all = np.minimum.reduceat(O[1], S.starts, axis=1)  # (C, ns C)
+            off = _frames(C, True)[1]
+            sqw = np.diagonal(GW)
+            dw = np.sqrt(np.maximum(sqw[:, None] + sqw - 2.0 * GW, 0.0))[off]  # ||w_y - w_y'||
+    outs = []
+    for s, (a, e) in enumerate(bounds):
+        n = e - a
+        out = {"ncc_accuracy": int(np.count_nonzero(hit[0, a:e])) / n}
+        if W is not None:
+            m = marg[1, a:e]
+            out.update(
+                accuracy=int(np.count_nonzero(hit[1, a:e])) / n,
+                nc4_ncc_mismatch=int(np.count_nonzero(differ[a:e])) / n,
+                margin_min=float(m.min()),
+                margin_mean=float(m.sum()) / n,
+            )
+            if C <= pairwise_limit:
+                A = A_all[:, s * C : (s + 1) * C].T
+                out["margin_normalized_min"] = float((np.minimum(A, A.T)[off] / dw).min())
+        outs.append(out)
+    return outs

@@ -10,30 +10,34 @@ import torch
 __all__ = ["nc1_value", "normalized_pair_min"]
 
 
-def nc1_value(M, n: int, *, K=None, scatter=None) -> float:
+def nc1_value(M, n, *, K=None, scatter=None):
     r"""tr(Sigma_W pinv(Sigma_B)) / C from the centred means M (C, d) and either K = M S M^T or the
-    within-class scatter S = sum_i r_i r_i^T; NaN when Sigma_B = 0. Tensors or NumPy arrays (float64).
+    within-class scatter S = sum_i r_i r_i^T (not divided by n); NaN when Sigma_B = 0.
 
+    Tensors or NumPy arrays (float64), with optional leading batch dimensions (then n may be an array
+    of sample counts and an array of values is returned; a float otherwise).
     C <= d: with :math:`MM^\top = V\Lambda V^\top`, NC1 :math:`= \frac1n\sum_{\lambda_k>0} v_k^\top K v_k/\lambda_k^2`
     (:math:`\Sigma_B^\dagger = C\,M^\top (MM^\top)^{\dagger 2} M`): C x C work only. C > d: the
     eigenvectors of :math:`\Sigma_B = M^\top M / C` in d-space. Eigenvalues below max(C, d) eps
     lambda_max (d eps mu_max in d-space) are taken as 0, as a pseudo-inverse does."""
     xp = torch if isinstance(M, torch.Tensor) else np
-    C, d = M.shape
+    C, d = M.shape[-2:]
     eps = float(np.finfo(np.float64).eps)
+    Mt = M.swapaxes(-1, -2)
     if K is None and C <= d:
-        K = M @ scatter @ M.T
+        K = M @ scatter @ Mt
     if K is not None:
-        lam, V = xp.linalg.eigh(M @ M.T)
-        A, den, tol = K / n, lam * lam, max(C, d) * eps
+        lam, V = xp.linalg.eigh(M @ Mt)
+        A, den, tol, scale = K, lam * lam, max(C, d) * eps, n
     else:
-        lam, V = xp.linalg.eigh(M.T @ M / C)
-        A, den, tol = scatter / (n * C), lam, d * eps
-    keep = lam > tol * max(float(lam.max()), 0.0)
-    if not bool(keep.any()):
-        return math.nan
-    quad = ((V.T @ A) * V.T).sum(1)  # v_k^T A v_k
-    return float((quad[keep] / den[keep]).sum())
+        lam, V = xp.linalg.eigh(Mt @ M / C)
+        A, den, tol, scale = scatter, lam, d * eps, n * C
+    top = lam[..., -1:]  # eigenvalues come in ascending order
+    keep = lam > tol * (top * (top > 0))
+    Vt = V.swapaxes(-1, -2)
+    quad = ((Vt @ A) * Vt).sum(-1)  # v_k^T A v_k
+    val = xp.where(keep.any(-1), xp.where(keep, quad / den, 0.0).sum(-1) / scale, math.nan)
+    return float(val) if M.ndim == 2 else val
 
 
 def normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
