@@ -611,7 +611,9 @@ def collapse_metrics_many(
         if H.shape[1] != d:
             raise ShapeError(f"{name} has dimension {H.shape[1]} but the first set has {d}; all sets share one classifier.")
     W, b = check_classifier(weights, bias, C, d, device=prepared[0][0].device)
-    if _DENSE and all(dense_fits(H.shape[0], d, C, H.device) for H, _, _ in prepared) and len({H.device for H, _, _ in prepared}) == 1:
+    total = sum(H.shape[0] for H, _, _ in prepared)  # the joint pass holds all sets at once: bound it too
+    if (_DENSE and all(dense_fits(H.shape[0], d, C, H.device) for H, _, _ in prepared)
+            and dense_fits(total // 2, d, C, prepared[0][0].device) and len({H.device for H, _, _ in prepared}) == 1):
         res = dense_metrics([(H, y) for H, y, _ in prepared], C, W, b, cdnv_exponent=cdnv_exponent,
                             pairwise_limit=pairwise_limit, names=names)
         return [_ordered(out) for out, _ in res]
