@@ -8,9 +8,14 @@ Notation (the issue's, mapped once to the sources): features :math:`H` of shape 
 means, :math:`U` the uncentred means. Nguyen et al. (ICLR 2023, seed 000) write N for C, K for the
 samples per class and M for d; Tirer & Bruna (ICML 2022, seed 004) write K for C.
 
-Engine
-------
-:func:`collapse_metrics` makes two passes over in-memory features, ``chunk`` rows at a time:
+Engines
+-------
+Small CPU problems (:func:`nclab.metrics._dense.dense_fits`: n (d + 2C) <= 2^18, C <= 128) go to the
+dense NumPy engine of :mod:`nclab.metrics._dense`, which computes the same numbers in ~100 array
+calls; :func:`collapse_metrics_many` runs several sets through it in one pass. Everything else goes
+to the streaming engine below.
+
+:func:`collapse_metrics` (streaming engine) makes two passes over in-memory features, ``chunk`` rows at a time:
 
 1. per-class counts, float64 sums and unit-vector sums: O(n d);
 2. centred rows :math:`r'_i = h_i - \mathrm{hi}_{y_i}` (hi: the float64 mean rounded once to the
