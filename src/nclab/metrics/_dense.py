@@ -374,8 +374,7 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> list[
             # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
             A_all = np.minimum.reduceat(O[1], S.starts, axis=1)  # (C, ns C)
             off = _frames(C, True)[1]
-            sqw = np.diagonal(GW)
-            dw = np.sqrt(np.maximum(sqw[:, None] + sqw - 2.0 * GW, 0.0))[off]  # ||w_y - w_y'||
+            dw = torch.cdist(torch.from_numpy(W), torch.from_numpy(W)).numpy()[off]  # as the streaming engine
     outs = []
     for s, (a, e) in enumerate(bounds):
         n = e - a
@@ -390,6 +389,8 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> list[
             )
             if C <= pairwise_limit:
                 A = A_all[:, s * C : (s + 1) * C].T
-                out["margin_normalized_min"] = float((np.minimum(A, A.T)[off] / dw).min())
+                gamma = np.minimum(A, A.T)[off]
+                valid = np.isfinite(gamma) & (dw > 0)  # skipped as in kernels.normalized_pair_min
+                out["margin_normalized_min"] = float((gamma[valid] / dw[valid]).min()) if valid.any() else math.nan
         outs.append(out)
     return outs

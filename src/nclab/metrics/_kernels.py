@@ -42,12 +42,12 @@ def nc1_value(M, n, *, K=None, scatter=None):
 
 def normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
     """min over y != y' of gamma_{y,y'} / ||w_y - w_y'|| with gamma = min(A, A^T) from the directed
-    pair minima A (C, C); pairs with an infinite gamma (a class without samples) are skipped, NaN if
-    every pair is."""
+    pair minima A (C, C). Pairs with an infinite gamma (a class without samples) or coinciding
+    classifier rows (the ratio is undefined) are skipped; NaN if every pair is."""
     gamma = torch.minimum(A, A.T)
     off = ~torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
     g, dw = gamma[off], torch.cdist(W, W)[off]
-    finite = torch.isfinite(g)
-    if not bool(finite.any()):
+    valid = torch.isfinite(g) & (dw > 0)
+    if not bool(valid.any()):
         return math.nan
-    return float((g[finite] / dw[finite]).min())
+    return float((g[valid] / dw[valid]).min())
