@@ -137,3 +137,20 @@ def test_values_are_python_floats(monkeypatch, dense_on):
     m = collapse_metrics(D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"], test_labels=D["yt"],
                          true_labels=D["ytrue"], ood_features=D["Hood"])
     assert all(type(v) is float for v in m.values()), {k: type(v) for k, v in m.items() if type(v) is not float}
+
+
+@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
+def test_normalized_margin_skips_coinciding_classifier_rows(monkeypatch, dense_on):
+    from ._reference import ref_pairwise_margins
+    from .conftest import to_np
+
+    monkeypatch.setattr(functional, "_DENSE", dense_on)
+    D = make_data(n_per=12, C=5, d=6, seed=8)
+    W = D["W"].clone()
+    W[3] = W[1]  # ||w_1 - w_3|| = 0: that pair's ratio is undefined
+    got = collapse_metrics(D["H"], D["y"], weights=W)["margin_normalized_min"]
+    Wn = to_np(W)
+    gamma = ref_pairwise_margins(to_np(D["H"]), to_np(D["y"]).astype(int), 5, Wn, np.zeros(5))
+    want = min(gamma[a, c] / np.linalg.norm(Wn[a] - Wn[c]) for a in range(5) for c in range(5)
+               if a != c and {a, c} != {1, 3})
+    assert got == pytest.approx(want, rel=1e-9)
