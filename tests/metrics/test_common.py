@@ -2,7 +2,6 @@
 
 import math
 
-import pytest
 import torch
 
 from nclab.metrics import collapse_metrics

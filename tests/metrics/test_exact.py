@@ -1,6 +1,5 @@
 """Exact configurations: collapsed features on a simplex ETF / orthogonal frame give zeros."""
 
-import math
 
 import pytest
 import torch

@@ -296,7 +296,7 @@ def dense_metrics(
         bn = None if b is None else b.numpy()
         outs, G = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
         nc1 = _nc1_sets(M, RT, S.sizes)
-        decisions = _decisions(XT1, S, M, mu_g, Wn, bn, None if W is None else G[0, 3], pairwise_limit)
+        decisions = _decisions(XT1, S, M, mu_g, Wn, bn, pairwise_limit)
         res = []
         for s, (out, dec) in enumerate(zip(outs, decisions)):
             tr_b = float(G[s, 0].trace()) / C
@@ -310,7 +310,7 @@ def dense_metrics(
         return res
 
 
-def _decisions(XT1, S: _Sorted, M, mu_g, W, b, GW, pairwise_limit: int) -> list[dict[str, float]]:
+def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
     """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
     One product gives, for the samples of all sets at once, the NCC scores (h - mu_G).m_c -

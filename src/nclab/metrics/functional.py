@@ -42,13 +42,12 @@ with a loop-by-loop reference to ~1e-12.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
-from nclab.errors import DegenerateWarning, LabelError, ShapeError
+from nclab.errors import LabelError, ShapeError
 from nclab.metrics._dense import dense_fits, dense_metrics, dense_nc1
 from nclab.metrics._kernels import nc1_value as _nc1_value
 from nclab.metrics._kernels import normalized_pair_min as _normalized_pair_min
@@ -417,7 +416,7 @@ def metrics_from_moments(
     Needs ``moments.scatter`` (or the projected statistic ``K``) for NC1. ``gram_dtype`` is the
     precision of the class-pair Gram products (float32 for float32 features).
     """
-    C, d = moments.num_classes, moments.dim
+    C = moments.num_classes
     n = moments.num_samples
     mean = moments.mean
     mu_g = mean.mean(0)
