@@ -207,3 +207,30 @@ def test_out_of_range_labels_rejected_once_before_training():
     bad.train.labels[3] = 2  # == num_classes
     with pytest.raises(LabelError, match=r"train labels of dataset 'mnist1d' must lie in \[0, 2\)"):
         train(_tiny(), dataset=bad)
+
+
+def test_tracked_record_equals_metrics_recomputed_from_the_model():
+    # the tracked evaluation computes both metric sets in one collapse_metrics_many call and the loss
+    # and accuracy per batch: check every one against separate calls on recomputed features
+    from nclab.losses import make_loss
+    from nclab.metrics import collapse_metrics
+    from nclab.train import tracked_evaluation
+
+    cfg = _tiny(epochs=2, noise=0.2, classes=3, num_samples=600)
+    res = train(cfg)
+    ds = load_dataset("mnist1d", num_samples=600, classes=3, noise=0.2, seed=0)
+    loss_fn = make_loss(cfg.loss, alpha=cfg.alpha, num_classes=3)
+    rec, _ = tracked_evaluation(res.model, ds.train, ds.test, loss_fn, num_classes=3, num_true_classes=3,
+                                batch_size=128)  # several batches per split
+    model = res.model.eval()
+    W, b = model.head.weight.detach(), model.head.bias.detach()
+    for split, labels, suffix in ((ds.train, ds.train.labels, "_train"), (ds.test, ds.test.true_labels, "_test")):
+        h = torch.from_numpy(_features(model, split.x)).float()
+        want = collapse_metrics(h, labels, weights=W, bias=b, num_classes=3)
+        for k, v in want.items():
+            assert rec[k + suffix] == pytest.approx(v, rel=1e-9, abs=1e-12), k + suffix
+        with torch.no_grad():
+            logits = model(split.x)
+        name = "train" if suffix == "_train" else "test"
+        assert rec[f"{name}_loss"] == pytest.approx(float(loss_fn(logits, labels)), rel=1e-5)
+        assert rec[f"{name}_acc"] == pytest.approx(float((logits.argmax(1) == labels).double().mean()))
