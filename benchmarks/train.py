@@ -22,7 +22,7 @@ CUDA when available. Each timing is the median of ``--reps`` repetitions, interl
 machine load drifts hit all variants alike; the ratio of the best (minimum) repetitions is printed
 too, and so is the load average, because on a shared machine the load dominates the noise.
 
-Usage: ``python benchmarks/train.py [--reps 7] [--threads N] [--paper-samples 4096] [--json FILE]``
+Usage: ``python benchmarks/train.py [--reps 21] [--threads N] [--paper-samples 4096] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def paper_preset(device: torch.device, samples: int, reps: int) -> dict[str, Any
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=21)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--paper-samples", type=int, default=4096)
     ap.add_argument("--paper-reps", type=int, default=3)
