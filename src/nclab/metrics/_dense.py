@@ -315,15 +315,24 @@ def dense_metrics(
         return res
 
 
+@functools.lru_cache(maxsize=16)
+def _first_weights(C: int) -> np.ndarray:
+    """(C, 1) uint8 weights C, C-1, ..., 1: the largest weight among a sample's maxima marks the first."""
+    w = np.arange(C, 0, -1, dtype=np.uint8)[:, None]
+    w.flags.writeable = False
+    return w
+
+
 def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
     """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
     One product gives, for the samples of all sets at once, the NCC scores (h - mu_G).m_c -
     ||m_c||^2/2 of each set's means (the nearest-mean rule up to a per-sample constant) and the
-    logits w_c.h + b_c. The margin, own entry minus the best other one, decides "arg max = own class"
-    by its sign unless it is 0 (a tie) or NaN; only those samples take a first-index argmax (an
-    argmax over classes costs ~15x a min). Samples wrong for both rules (common early in training)
-    agree for NC4 iff one class attains both maxima, when each maximum is unique."""
+    logits w_c.h + b_c. Predictions are the first-index arg max, as ``argmax`` defines it, found
+    without an index reduction (an argmax over classes costs ~15x a max): the classes attaining
+    each sample's maximum, weighted C, C-1, ..., 1, and the largest weight. Only samples with a NaN
+    score take ``argmax`` itself. The margins (own logit minus the best other) and the pairwise
+    margins come from the logits alone."""
     ns, C, d = M.shape
     N = XT1.shape[1]
     halves = 1 if W is None else 2
@@ -341,43 +350,29 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
         QT[0, :, a:e] = Qall[s * C : (s + 1) * C, a:e]
     if W is not None:
         QT[1] = Qall[ns * C :]
-    # own entries: samples are sorted by (set, class), so class c's own entries are row c of its run
-    runs = list(zip((S.y % C).take(S.starts).tolist(), S.starts.tolist(), (S.starts + S.counts).tolist()))
-    own = _scratch.get("own", (halves, 1, N))
-    for c, r0, r1 in runs:
-        own[:, 0, r0:r1] = QT[:, c, r0:r1]
-    O = np.subtract(own, QT, out=_scratch.get("O", (halves, C, N)))  # own entry minus every entry
-    for c, r0, r1 in runs:
-        O[:, c, r0:r1] = np.inf
-    marg = O.min(1)  # (halves, N)
-    pos = marg > 0
-    decided = pos | (marg < 0)  # no tie, no NaN: the margins' signs are the hits
-    decided = decided[0] & decided[1] if halves == 2 else decided[0]
-    hit = pos & decided
+    top = np.equal(QT, QT.max(1, keepdims=True), out=_scratch.get("top", QT.shape, bool)).view(np.uint8)
+    pred = C - np.multiply(top, _first_weights(C), out=top).max(1)  # (halves, N); C where a score is NaN
+    nan = np.flatnonzero(pred.max(0) == C)
+    if len(nan):
+        pred[:, nan] = QT[:, :, nan].argmax(1)
     yl = S.y - np.repeat(np.arange(ns) * C, S.sizes)  # class within the set
-    exact = np.flatnonzero(~decided)  # rare: first-index argmax
-    if len(exact):
-        hit[:, exact] = QT[:, :, exact].argmax(1) == yl[exact]
+    hit = pred == yl
     if W is not None:
-        # NC4: right for one rule only: they differ; right for both: they agree; else compare argmaxes
-        differ = hit[0] != hit[1]
-        wrong = ~(hit[0] | hit[1])
-        if np.count_nonzero(wrong) * 16 <= N:  # few: their argmax
-            idx = np.flatnonzero(wrong)
-            pw = QT[:, :, idx].argmax(1)
-            differ[idx] = pw[0] != pw[1]
-        else:  # many: compare the sets of maxima
-            top = (QT == QT.max(1, keepdims=True)).view(np.uint8)  # (halves, C, N)
-            single = top.sum(1, dtype=np.uint8) == 1  # one maximum (C <= 255)
-            single = single[0] & single[1]
-            agree = (top[0] & top[1]).max(0).view(bool)  # a class attains both maxima
-            differ |= wrong & single & ~agree
-            idx = np.flatnonzero(wrong & ~single)
-            pt = QT[:, :, idx].argmax(1)
-            differ[idx] = pt[0] != pt[1]
+        differ = pred[0] != pred[1]
+        # margins: own logit minus every logit, the own entry masked; samples are sorted by (set,
+        # class), so class c's own entries are row c of its run of columns
+        Z = QT[1]
+        runs = list(zip((S.y % C).take(S.starts).tolist(), S.starts.tolist(), (S.starts + S.counts).tolist()))
+        own = _scratch.get("own", (1, N))
+        for c, r0, r1 in runs:
+            own[0, r0:r1] = Z[c, r0:r1]
+        O = np.subtract(own, Z, out=_scratch.get("O", (C, N)))
+        for c, r0, r1 in runs:
+            O[c, r0:r1] = np.inf
+        marg = O.min(0)  # (N,)
         if C <= pairwise_limit:
             # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
-            A_all = np.minimum.reduceat(O[1], S.starts, axis=1)  # (C, ns C)
+            A_all = np.minimum.reduceat(O, S.starts, axis=1)  # (C, ns C)
             off = _frames(C, True)[1]
             dw = torch.cdist(torch.from_numpy(W), torch.from_numpy(W)).numpy()[off]  # as the streaming engine
     outs = []
@@ -385,7 +380,7 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
         n = e - a
         out = {"ncc_accuracy": int(np.count_nonzero(hit[0, a:e])) / n}
         if W is not None:
-            m = marg[1, a:e]
+            m = marg[a:e]
             out.update(
                 accuracy=int(np.count_nonzero(hit[1, a:e])) / n,
                 nc4_ncc_mismatch=int(np.count_nonzero(differ[a:e])) / n,
