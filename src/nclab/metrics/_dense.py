@@ -25,14 +25,12 @@ import functools
 import math
 import mmap
 import threading
-import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from nclab.errors import DegenerateWarning
-from nclab.metrics._kernels import nc1_value
+from nclab.metrics._kernels import nc1_value, warn_degenerate_means
 from nclab.metrics._validate import check_finite
 
 __all__ = ["dense_fits", "dense_metrics", "dense_nc1"]
@@ -253,21 +251,10 @@ def _class_pairs(M, U, Sb, W, var, C: int, p: float) -> tuple[list[dict[str, flo
                 nc3_duality=float(duality[s]),
                 unc3_var=float(unc3[s]),
             )
+        warn_degenerate_means(not n2[s].any(), not norms[s, 0].all(), stacklevel=6)  # the caller of collapse_metrics
         if not n2[s].any():
-            warnings.warn(
-                "all class means coincide (Sigma_B = 0): NC1, NC2 and NC3 of the means are undefined and "
-                "reported as NaN. Check the features are not constant.",
-                DegenerateWarning,
-                stacklevel=6,  # the caller of collapse_metrics
-            )
             for key in ("nc2_equiangular", "gnc2_dist_var", "gnc2_log_var"):
                 out[key] = math.nan
-        if not norms[s, 0].all():
-            warnings.warn(
-                "a class mean equals the global mean; its cosine with other classes is taken as 0.",
-                DegenerateWarning,
-                stacklevel=6,
-            )
         outs.append(out)
     return outs, G
 

@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["nc1_value", "normalized_pair_min"]
+from nclab.errors import DegenerateWarning
+
+__all__ = ["nc1_value", "normalized_pair_min", "warn_degenerate_means"]
+
+
+def warn_degenerate_means(all_coincide: bool, one_at_global_mean: bool, stacklevel: int) -> None:
+    """The DegenerateWarnings of both engines when class means coincide or one equals the global mean
+    (``stacklevel`` counts from the caller of this function)."""
+    if all_coincide:
+        warnings.warn(
+            "all class means coincide (Sigma_B = 0): NC1, NC2 and NC3 of the means are undefined and "
+            "reported as NaN. Check the features are not constant.",
+            DegenerateWarning,
+            stacklevel=stacklevel + 1,
+        )
+    if one_at_global_mean:
+        warnings.warn(
+            "a class mean equals the global mean; its cosine with other classes is taken as 0.",
+            DegenerateWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def nc1_value(M, n, *, K=None, scatter=None):

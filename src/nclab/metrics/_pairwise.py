@@ -16,11 +16,10 @@ O(tile^2 + d^2 + C d) memory.
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 
-from nclab.errors import DegenerateWarning
+from nclab.metrics._kernels import warn_degenerate_means
 
 __all__ = ["pair_statistics"]
 
@@ -123,19 +122,7 @@ def pair_statistics(
     norms_m = torch.linalg.vector_norm(M, dim=1)
     U = M + mu_g
     fro_mm = _fro_gram(M, M, tile)
-    if fro_mm == 0.0:
-        warnings.warn(
-            "all class means coincide (Sigma_B = 0): NC1, NC2 and NC3 of the means are undefined and "
-            "reported as NaN. Check the features are not constant.",
-            DegenerateWarning,
-            stacklevel=3,
-        )
-    if bool((norms_m == 0).any()):
-        warnings.warn(
-            "a class mean equals the global mean; its cosine with other classes is taken as 0.",
-            DegenerateWarning,
-            stacklevel=3,
-        )
+    warn_degenerate_means(fro_mm == 0.0, bool((norms_m == 0).any()), stacklevel=3)
     inv_nm = _safe_inv_norms(norms_m, gram_dtype)
     n2 = (norms_m**2).to(gram_dtype)
     var_e = var.to(gram_dtype)
