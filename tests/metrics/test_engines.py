@@ -140,17 +140,32 @@ def test_values_are_python_floats(monkeypatch, dense_on):
 
 
 @pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
-def test_normalized_margin_skips_coinciding_classifier_rows(monkeypatch, dense_on):
+@pytest.mark.parametrize("C", [5, 30])  # torch.cdist's default switches to the (inexact) Gram form above 25 rows
+def test_normalized_margin_skips_coinciding_classifier_rows(monkeypatch, dense_on, C):
     from ._reference import ref_pairwise_margins
     from .conftest import to_np
 
     monkeypatch.setattr(functional, "_DENSE", dense_on)
-    D = make_data(n_per=12, C=5, d=6, seed=8)
+    D = make_data(n_per=12, C=C, d=6, seed=8)
     W = D["W"].clone()
     W[3] = W[1]  # ||w_1 - w_3|| = 0: that pair's ratio is undefined
     got = collapse_metrics(D["H"], D["y"], weights=W)["margin_normalized_min"]
     Wn = to_np(W)
-    gamma = ref_pairwise_margins(to_np(D["H"]), to_np(D["y"]).astype(int), 5, Wn, np.zeros(5))
-    want = min(gamma[a, c] / np.linalg.norm(Wn[a] - Wn[c]) for a in range(5) for c in range(5)
+    gamma = ref_pairwise_margins(to_np(D["H"]), to_np(D["y"]).astype(int), C, Wn, np.zeros(C))
+    want = min(gamma[a, c] / np.linalg.norm(Wn[a] - Wn[c]) for a in range(C) for c in range(C)
                if a != c and {a, c} != {1, 3})
     assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_row_distances_are_exactly_zero_for_coinciding_rows():
+    # torch.cdist's default Gram form (used above 25 rows) leaves a positive distance between equal
+    # rows for ~1 W in 6; such a pair would then not be skipped by margin_normalized_min
+    from nclab.metrics._kernels import _row_distances
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        W = torch.randn(30, 6, dtype=torch.float64, generator=gen)
+        W[3] = W[1]
+        D = _row_distances(W)
+        assert D[1, 3] == 0 and D[3, 1] == 0
+        assert torch.allclose(D, torch.linalg.vector_norm(W[:, None] - W[None], dim=-1), rtol=1e-14, atol=0)

@@ -104,6 +104,7 @@ class _Sorted:
         K = C * len(sets)
         self.order = np.argsort(yn.astype(np.uint8 if K <= 256 else np.int32), kind="stable")
         self.y = yn[self.order]  # global class of each sorted sample
+        self.cls = self.y % C  # its class within its set
         self.counts = np.bincount(yn, minlength=K)
         self.starts = np.zeros(K, dtype=np.intp)
         self.starts[1:] = self.counts[:-1].cumsum()
@@ -120,20 +121,23 @@ def _moments(S: _Sorted):
     for the K global classes.
 
     Samples run along the fast axis, so that a reduction over d or over the classes is elementwise
-    across contiguous rows; the row of ones lets one product add per-class constants."""
+    across contiguous rows; the row of ones lets one product add per-class constants. The unit rows
+    pass through RT's buffer before the centred rows do (the engine's arrays should stay within a
+    core's L2 cache: after a forward pass little else is there)."""
     n, d = S.H.shape
-    B = _scratch.get("B", (2 * d + 1, n))  # [X^T; 1; unit rows^T]
-    XT = B[:d]
+    XT1 = _scratch.get("XT1", (d + 1, n))
+    XT = XT1[:d]
     XT[...] = S.H.T
-    B[d] = 1.0
+    XT1[d] = 1.0
+    RT = _scratch.get("RT", (d, n))
     norms = np.sqrt(np.einsum("ij,ij->j", XT, XT))
-    np.divide(XT, np.where(norms > 0, norms, 1.0), out=B[d + 1 :])  # zero rows contribute 0
-    acc = np.add.reduceat(B, S.starts, axis=1) / S.counts
-    RT = np.take(acc[:d], S.y, axis=1, out=_scratch.get("RT", (d, n)))  # class mean of each sample
-    np.subtract(XT, RT, out=RT)
+    np.divide(XT, np.where(norms > 0, norms, 1.0), out=RT)  # unit rows; zero rows contribute 0
+    acc = np.add.reduceat(XT1, S.starts, axis=1) / S.counts
+    unit_mean = np.add.reduceat(RT, S.starts, axis=1) / S.counts
+    np.subtract(XT, np.repeat(acc[:d], S.counts, axis=1), out=RT)  # centred rows
     sq_dev = np.add.reduceat(np.einsum("ij,ij->j", RT, RT), S.starts)
     # NaN/inf in any feature reaches its class sums: checked by the caller, per class
-    return B[: d + 1], acc[:d].T, acc[d + 1 :].T, RT, sq_dev, np.isfinite(acc).all(0)
+    return XT1, acc[:d].T, unit_mean.T, RT, sq_dev, np.isfinite(acc).all(0) & np.isfinite(unit_mean).all(0)
 
 
 def _nc1_sets(M: np.ndarray, RT: np.ndarray, sizes: Sequence[int]) -> list[float]:
@@ -302,6 +306,13 @@ def dense_metrics(
         return res
 
 
+@functools.lru_cache(maxsize=4)
+def _arange(n: int) -> np.ndarray:
+    a = np.arange(n)
+    a.flags.writeable = False
+    return a
+
+
 @functools.lru_cache(maxsize=16)
 def _first_weights(C: int) -> np.ndarray:
     """(C, 1) uint8 weights C, C-1, ..., 1: the largest weight among a sample's maxima marks the first."""
@@ -322,46 +333,35 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
     margins come from the logits alone."""
     ns, C, d = M.shape
     N = XT1.shape[1]
-    halves = 1 if W is None else 2
-    # rows [M_0; ...; M_{ns-1}; W] with their constants (mu_G folded in) against [X^T; 1]
-    P = np.empty((ns * C + (C if W is not None else 0), d + 1))
-    P[: ns * C, :d] = M.reshape(ns * C, d)
-    P[: ns * C, d] = (-0.5 * np.einsum("sij,sij->si", M, M) - np.einsum("sij,sj->si", M, mu_g)).ravel()
-    if W is not None:
-        P[ns * C :, :d] = W
-        P[ns * C :, d] = 0.0 if b is None else b
-    Qall = np.matmul(P, XT1, out=_scratch.get("Qall", (P.shape[0], N)))
-    QT = _scratch.get("QT", (halves, C, N))  # [NCC scores of the sample's own set; logits]
     bounds = [(S.offsets[s], S.offsets[s] + S.sizes[s]) for s in range(ns)]
+    # rows [m_c | constant] of each set's NCC scores (mu_G folded into the constants), then [W | b]
+    P = np.empty((ns, C, d + 1))
+    P[..., :d] = M
+    P[..., d] = -np.einsum("sij,sij->si", M, 0.5 * M + mu_g[:, None])
+    QT = _scratch.get("QT", (1 if W is None else 2, C, N))  # [NCC scores of the sample's own set; logits]
     for s, (a, e) in enumerate(bounds):
-        QT[0, :, a:e] = Qall[s * C : (s + 1) * C, a:e]
+        np.matmul(P[s], XT1[:, a:e], out=QT[0, :, a:e])
     if W is not None:
-        QT[1] = Qall[ns * C :]
+        np.matmul(np.concatenate([W, np.zeros((C, 1)) if b is None else b[:, None]], 1), XT1, out=QT[1])
     top = np.equal(QT, QT.max(1, keepdims=True), out=_scratch.get("top", QT.shape, bool)).view(np.uint8)
     pred = C - np.multiply(top, _first_weights(C), out=top).max(1)  # (halves, N); C where a score is NaN
     nan = np.flatnonzero(pred.max(0) == C)
     if len(nan):
         pred[:, nan] = QT[:, :, nan].argmax(1)
-    yl = S.y - np.repeat(np.arange(ns) * C, S.sizes)  # class within the set
-    hit = pred == yl
+    hit = pred == S.cls
     if W is not None:
         differ = pred[0] != pred[1]
-        # margins: own logit minus every logit, the own entry masked; samples are sorted by (set,
-        # class), so class c's own entries are row c of its run of columns
-        Z = QT[1]
-        runs = list(zip((S.y % C).take(S.starts).tolist(), S.starts.tolist(), (S.starts + S.counts).tolist()))
-        own = _scratch.get("own", (1, N))
-        for c, r0, r1 in runs:
-            own[0, r0:r1] = Z[c, r0:r1]
-        O = np.subtract(own, Z, out=_scratch.get("O", (C, N)))
-        for c, r0, r1 in runs:
-            O[c, r0:r1] = np.inf
+        # margins: own logit minus every logit, the own entry masked (in place of the logits)
+        O = QT[1]
+        cols = _arange(N)
+        np.subtract(O[S.cls, cols], O, out=O)
+        O[S.cls, cols] = np.inf
         marg = O.min(0)  # (N,)
         if C <= pairwise_limit:
             # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
             A_all = np.minimum.reduceat(O, S.starts, axis=1)  # (C, ns C)
             off = _frames(C, True)[1]
-            dw = torch.cdist(torch.from_numpy(W), torch.from_numpy(W)).numpy()[off]  # as the streaming engine
+            dw = np.sqrt(np.square(W[:, None] - W[None]).sum(-1))[off]  # as kernels._row_distances
     outs = []
     for s, (a, e) in enumerate(bounds):
         n = e - a

@@ -61,13 +61,19 @@ def nc1_value(M, n, *, K=None, scatter=None):
     return float(val) if M.ndim == 2 else val
 
 
+def _row_distances(W: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances between the rows of W (C, d), from the differences (exactly 0 for
+    coinciding rows; the Gram form that ``cdist`` otherwise uses for C > 25 can leave ~1e-8 there)."""
+    return torch.cdist(W, W, compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def normalized_pair_min(A: torch.Tensor, W: torch.Tensor) -> float:
     """min over y != y' of gamma_{y,y'} / ||w_y - w_y'|| with gamma = min(A, A^T) from the directed
     pair minima A (C, C). Pairs with an infinite gamma (a class without samples) or coinciding
     classifier rows (the ratio is undefined) are skipped; NaN if every pair is."""
     gamma = torch.minimum(A, A.T)
     off = ~torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
-    g, dw = gamma[off], torch.cdist(W, W)[off]
+    g, dw = gamma[off], _row_distances(W)[off]
     valid = torch.isfinite(g) & (dw > 0)
     if not bool(valid.any()):
         return math.nan

@@ -51,6 +51,7 @@ from nclab.errors import LabelError, ShapeError
 from nclab.metrics._dense import dense_fits, dense_metrics, dense_nc1
 from nclab.metrics._kernels import nc1_value as _nc1_value
 from nclab.metrics._kernels import normalized_pair_min as _normalized_pair_min
+from nclab.metrics._kernels import _row_distances
 from nclab.metrics._pairwise import pair_statistics
 from nclab.metrics._validate import check_classifier, check_features, check_finite, check_labels
 from nclab.metrics.stats import ClassMoments
@@ -861,7 +862,7 @@ def pairwise_margins(features, labels, weights, bias=None, *, normalized: bool =
         raise LabelError("pairwise_margins needs at least one sample of every class.")
     gamma = torch.minimum(res.pair_margin, res.pair_margin.T)
     if normalized:
-        gamma = gamma / torch.cdist(W, W)
+        gamma = gamma / _row_distances(W)
     gamma.fill_diagonal_(math.nan)
     return gamma
 

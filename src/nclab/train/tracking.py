@@ -48,6 +48,14 @@ def _latent_memorization(h: torch.Tensor, obs: torch.Tensor, true: torch.Tensor,
     return _memorization_values(h, obs, true, _class_means(test_h, test_y, num_true))
 
 
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _hits(pred: torch.Tensor, labels: torch.Tensor) -> int:
+    return int((pred == labels).sum())
+
+
 @torch.inference_mode()  # eval forward + metrics: no autograd bookkeeping
 def tracked_evaluation(
     model: nn.Module,
@@ -100,38 +108,35 @@ def tracked_evaluation(
     ct = num_true_classes
     rec: dict[str, Any] = {}
 
-    # loss and accuracy per batch, right after its forward pass while its logits are still in cache;
-    # per-batch sums stay on the device and reach the host in one transfer per split
-    sums: list[torch.Tensor] = []  # per batch: [loss sum, correct]
-    test_feats: list[torch.Tensor] = []
+    # the forward passes keep each batch's logits and features; loss and accuracy are then computed
+    # once per split (a few operations per split instead of per batch: at the quick preset's sizes
+    # each eager operation costs more than its arithmetic)
+    test_logits, test_feats = [], []
     for s in range(0, len(test), batch_size):
-        y = test.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(test.x[s : s + batch_size], ["features"])
-        sums.append(torch.stack([loss_fn(logits, y).double() * y.shape[0], (logits.argmax(1) == y).sum().double()]))
+        test_logits.append(logits)
         test_feats.append(out["features"])
-    loss_sum, correct = torch.stack(sums).sum(0).tolist()
-    rec["test_loss"], rec["test_acc"] = loss_sum / len(test), correct / len(test)
+    z = _cat(test_logits)
+    rec["test_loss"] = float(loss_fn(z, test.true_labels))
+    rec["test_acc"] = _hits(z.argmax(1), test.true_labels) / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
-    sums = []  # per batch: [loss sum, correct (observed labels), correct (true labels)]
-    train_feats: list[torch.Tensor] = []
+    train_logits, train_feats = [], []
     for s in range(0, len(train), batch_size):
-        y, yt = train.labels[s : s + batch_size], train.true_labels[s : s + batch_size]
         logits, out = model.forward_taps(train.x[s : s + batch_size], taps, pool_spatial=True)
-        pred = logits.argmax(1)
-        sums.append(torch.stack([loss_fn(logits, y).double() * y.shape[0], (pred == y).sum().double(),
-                                 (pred == yt).sum().double()]))
+        train_logits.append(logits)
         train_feats.append(out["features"])
         for name, tr in layer_tr.items():
-            tr.update(out[name], y)
-    loss_sum, correct, correct_true = torch.stack(sums).sum(0).tolist()
-    rec["train_loss"], rec["train_acc"] = loss_sum / len(train), correct / len(train)
-    rec["train_acc_true"] = correct_true / len(train)
+            tr.update(out[name], train.labels[s : s + batch_size])
+    z = _cat(train_logits)
+    pred = z.argmax(1)
+    rec["train_loss"] = float(loss_fn(z, train.labels))
+    rec["train_acc"] = _hits(pred, train.labels) / len(train)
+    rec["train_acc_true"] = _hits(pred, train.true_labels) / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
-    h_train = train_feats[0] if len(train_feats) == 1 else torch.cat(train_feats)
-    h_test = test_feats[0] if len(test_feats) == 1 else torch.cat(test_feats)
+    h_train, h_test = _cat(train_feats), _cat(test_feats)
     if ct == num_classes:
         m_train, m_test = collapse_metrics_many(
             [(h_train, train.labels), (h_test, test.true_labels)], weights=w, bias=b, num_classes=num_classes,
