@@ -169,3 +169,20 @@ def test_row_distances_are_exactly_zero_for_coinciding_rows():
         D = _row_distances(W)
         assert D[1, 3] == 0 and D[3, 1] == 0
         assert torch.allclose(D, torch.linalg.vector_norm(W[:, None] - W[None], dim=-1), rtol=1e-14, atol=0)
+
+
+def test_dense_engine_reuses_a_sort_only_for_equal_labels(monkeypatch):
+    # the dense engine keeps the last label sets' sort; labels changed in place (same tensor, same
+    # shape) or new labels must give a new one
+    monkeypatch.setattr(functional, "_DENSE", True)
+    D = make_data(n_per=15, C=4, d=5, seed=3)
+    H, y, W = D["H"], D["y"].clone(), D["W"]
+    first = collapse_metrics(H, y, weights=W)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))
+    y[:] = y[perm]  # in place: the same tensor object, other labels
+    changed = collapse_metrics(H, y, weights=W)
+    monkeypatch.setattr(functional, "_DENSE", False)
+    want = collapse_metrics(H, y, weights=W)
+    assert changed["nc1"] != pytest.approx(first["nc1"])
+    for k, v in want.items():
+        assert changed[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
