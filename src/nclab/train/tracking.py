@@ -1,9 +1,10 @@
 """The tracked evaluation pass: accuracy, loss and every collapse metric in one forward pass.
 
 One pass over the test set (true labels) then one over the training set (observed labels), in
-eval mode and without gradients. Each batch's penultimate features go straight into a
-:class:`~nclab.metrics.CollapseTracker`; the metrics are computed from what the trackers kept,
-so no second forward pass is needed. Per-layer metrics (on request) feed one tracker per tap.
+eval mode and without gradients. The passes keep each batch's logits and penultimate features
+(n x (C + d) floats); loss and accuracy come from the logits, every collapse metric of both sets from
+one :func:`~nclab.metrics.collapse_metrics_many` call on the features, so no second forward pass is
+needed. Per-layer metrics (on request) feed one :class:`~nclab.metrics.CollapseTracker` per tap.
 
 Metric sources: NC1..NC4 (Papyan et al. 2020; seed 000 eq. 2), dilation = NC1 of the test
 features and memorization (seed 000 Sec. 4.1, eq. 3), margin p_min (seed 002 Thm 4.1), intra-
