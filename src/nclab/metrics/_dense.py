@@ -22,6 +22,7 @@ lowest class index, as ``argmax`` defines it; undefined metrics are NaN with a
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import mmap
 import threading
@@ -76,23 +77,20 @@ _scratch = _Scratch()
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_libraries():
-    """The BLAS libraries the engine's kernels can reach: SciPy's (numba calls it for its products and
-    eigendecompositions; loaded here first, so that the selection sees it) and NumPy's."""
-    import scipy.linalg.cython_blas  # noqa: F401
+def _numpy_blas():
     import threadpoolctl
 
     return threadpoolctl.ThreadpoolController().select(user_api="blas")
 
 
 def _one_blas_thread():
-    """BLAS limited to one thread while the engine runs (~10 us). Its products here are small; left
-    multithreaded, OpenBLAS wakes worker threads that then spin on the other cores and take them from
-    PyTorch's own threads (measured with 2 torch threads: a tracked evaluation 1.94x of plain
+    """NumPy's BLAS limited to one thread while the engine runs (~10 us). Its products here are tiny;
+    left multithreaded, OpenBLAS wakes worker threads that then spin on the other cores and take them
+    from PyTorch's own threads (measured with 2 torch threads: a tracked evaluation 1.94x of plain
     evaluation instead of 1.15x, and the training epoch after it 1.23x of a bare one instead of 0.99x).
-    The limit is process-wide while it lasts (threadpoolctl): BLAS calls made by other threads
+    The limit is process-wide while it lasts (threadpoolctl): NumPy BLAS calls made by other threads
     meanwhile run single-threaded too."""
-    return _blas_libraries().limit(limits=1)
+    return _numpy_blas().limit(limits=1)
 
 
 class _Runs:
@@ -112,7 +110,6 @@ class _Runs:
         self.starts = np.zeros(K, dtype=np.intp)
         self.starts[1:] = self.counts[:-1].cumsum()
         self.sizes = [len(y) for y in labels]
-        self.sizes_array = np.asarray(self.sizes, dtype=np.int64)
         self.offsets = [int(self.starts[s * C]) for s in range(len(labels))]
 
     def same(self, labels: Sequence[np.ndarray], C: int) -> bool:
@@ -129,10 +126,97 @@ def _runs(labels: Sequence[np.ndarray], C: int) -> _Runs:
     return runs
 
 
+class _Sorted:
+    """One or more feature sets with their samples sorted by (set, class) (see :class:`_Runs`):
+    float64 rows X (N, d), the rows centred on their class mean R (N, d), and per global class the
+    mean, the mean unit vector, the sum of squared deviations and whether its sums are finite, from
+    one compiled pass (:func:`nclab.metrics._jit.sorted_moments`)."""
+
+    def __init__(self, sets: Sequence[tuple[torch.Tensor, torch.Tensor]], C: int) -> None:
+        from nclab.metrics import _jit  # numba: imported with the first dense metric set
+
+        feats = [H.float() if H.dtype in (torch.float16, torch.bfloat16) else H for H, _ in sets]
+        dtype = torch.float64 if any(H.dtype == torch.float64 for H in feats) else torch.float32
+        runs = _runs([y.numpy() for _, y in sets], C)
+        self.y, self.counts, self.starts = runs.y, runs.counts, runs.starts
+        self.sizes, self.offsets = runs.sizes, runs.offsets
+        Hn = [H.to(dtype).numpy() for H in feats]
+        N, d = len(self.y), Hn[0].shape[1]
+        Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (N, d), Hn[0].dtype))
+        self.X, self.R = _scratch.get("X", (N, d)), _scratch.get("R", (N, d))
+        self.mean, self.unit_mean, self.sq_dev, self.finite = _jit.sorted_moments(
+            Hn, runs.order, self.starts, self.counts, self.X, self.R)
+
+
+def _nc1_sets(M: np.ndarray, R: np.ndarray, sizes: Sequence[int]) -> list[float]:
+    """NC1 of each set from its centred means M (sets, C, d) and the centred rows R (N, d) of all
+    sets, in set order (see :func:`~nclab.metrics._kernels.nc1_value`): through the scatter
+    S = R^T R (one n d^2 product) when that is cheaper than Z = R M^T and Z^T Z (n d C + n C^2), and
+    always when C > d; the eigendecompositions in one compiled pass (:func:`nclab.metrics._jit.nc1_sets`)."""
+    from nclab.metrics import _jit
+
+    ns, C, d = M.shape
+    bounds = [0, *itertools.accumulate(sizes)]
+    n = np.asarray(sizes, dtype=np.float64)
+    use_scatter = d * d <= C * (d + C) or C > d
+    mats = []
+    for s, (a, e) in enumerate(zip(bounds[:-1], bounds[1:])):
+        if use_scatter:
+            mats.append(R[a:e].T @ R[a:e])
+        else:
+            ZT = M[s] @ R[a:e].T
+            mats.append(ZT @ ZT.T)
+    return _jit.nc1_sets(np.ascontiguousarray(M), np.stack(mats), n, not use_scatter).tolist()
+
+
 def dense_nc1(H: torch.Tensor, y: torch.Tensor, C: int, name: str = "features") -> tuple[float, torch.Tensor]:
     """NC1 and the float64 class means (C, d); NaN when all class means coincide."""
-    ((out, mean),) = dense_metrics([(H, y)], C, None, None, names=[name], warn=False)
-    return out["nc1"], mean
+    with np.errstate(all="ignore"), _one_blas_thread():
+        S = _Sorted([(H, y)], C)
+        if not S.finite.all():
+            check_finite(H, name)
+        nc1 = _nc1_sets((S.mean - S.mean.mean(0))[None], S.R, S.sizes)[0]
+        return nc1, torch.from_numpy(S.mean)
+
+
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(C: int) -> np.ndarray:
+    """(C, C) mask of the off-diagonal entries."""
+    off = ~np.eye(C, dtype=bool)
+    off.flags.writeable = False
+    return off
+
+
+def _mean(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis (``ndarray.mean`` is Python-level: ~3x the cost on small arrays)."""
+    return x.sum(-1) / x.shape[-1]
+
+
+def _class_pairs(M, U, Sb, W, var, C: int, p: float) -> tuple[list[dict[str, float]], np.ndarray]:
+    """Every class-pair metric of each set from its centred means M, uncentred means U and mean unit
+    vectors Sb (all (sets, C, d)) and the classifier W (C, d) or None; var (sets, C). One compiled
+    pass (:func:`nclab.metrics._jit.class_pairs`); returns the per-set metrics and tr(M M^T) per set."""
+    from nclab.metrics import _jit  # numba: imported with the first dense metric set
+
+    has_w = W is not None
+    vals, flags, tr = _jit.class_pairs(M, U, Sb, W if has_w else _no_classifier(C, M.shape[2]), has_w, var, p)
+    keys = _jit.PAIR_STATS if has_w else _jit.PAIR_STATS[:10]
+    outs = []
+    for row, (all_zero, some_zero) in zip(vals.tolist(), flags.tolist()):
+        out = dict(zip(keys, row))
+        if not math.isfinite(out["cdnv"]):
+            out["cdnv"] = math.inf  # two classes share their mean
+        warn_degenerate_means(all_zero, some_zero, stacklevel=6)  # the caller of collapse_metrics
+        outs.append(out)
+    return outs, tr
+
+
+@functools.lru_cache(maxsize=4)
+def _no_classifier(C: int, d: int) -> np.ndarray:
+    """Placeholder classifier for a call without one (the kernel takes a fixed signature)."""
+    w = np.zeros((C, d))
+    w.flags.writeable = False
+    return w
 
 
 def dense_metrics(
@@ -144,65 +228,76 @@ def dense_metrics(
     cdnv_exponent: float = 1.0,
     pairwise_limit: int = 2048,
     names: Sequence[str] = ("features",),
-    warn: bool = True,
 ) -> list[tuple[dict[str, float], torch.Tensor]]:
     """Every metric of :func:`~nclab.metrics.collapse_metrics` that needs only (H, y, W, b), for each
-    (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set,
-    from one compiled call (:func:`nclab.metrics._jit.metric_sets`): one sort, one moment pass, one
-    class-pair pass and one decision pass for all sets. Inputs are validated by the caller (CPU
-    tensors; W and b float64); ``names`` name the sets in errors; ``warn=False`` leaves degenerate
-    means unreported (for a caller that uses only NC1, NaN then)."""
-    from nclab.metrics import _jit  # numba: imported with the first dense metric set
-
-    feats = [H.float() if H.dtype in (torch.float16, torch.bfloat16) else H for H, _ in sets]
-    dtype = torch.float64 if any(H.dtype == torch.float64 for H in feats) else torch.float32
-    runs = _runs([y.numpy() for _, y in sets], C)
-    Hn = [H.to(dtype).numpy() for H in feats]
-    N, d = len(runs.y), Hn[0].shape[1]
-    Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (N, d), Hn[0].dtype))
-    has_w = W is not None
-    with _one_blas_thread():  # the NC1 products
-        vals, flags, mean, finite = _jit.metric_sets(
-            Hn, runs.order, runs.starts, runs.counts, runs.sizes_array,
-            W.numpy() if has_w else _no_classifier(C, d), b.numpy() if b is not None else _zeros(C), has_w,
-            cdnv_exponent, has_w and C <= pairwise_limit, _scratch.get("X", (N, d)), _scratch.get("R", (N, d)),
-            _scratch.get("Q", (N, 2 * C if has_w else C)))
-    ns = len(sets)
-    for s in np.flatnonzero(~finite.reshape(ns, C).all(1)):
-        check_finite(sets[s][0], names[s])  # raises, naming the bad values
-    keys = _jit.SET_STATS
-    res = []
-    for s, (row, (all_zero, some_zero)) in enumerate(zip(vals.tolist(), flags.tolist())):
-        out = {k: v for k, v in zip(keys, row) if k in _keys(has_w, has_w and C <= pairwise_limit)}
-        if not math.isfinite(out["cdnv"]):
-            out["cdnv"] = math.inf  # two classes share their mean
-        if warn:
-            warn_degenerate_means(all_zero, some_zero, stacklevel=5)  # the caller of collapse_metrics
-        res.append((out, torch.from_numpy(mean[s * C : (s + 1) * C])))
-    return res
+    (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set.
+    The sets share one sort, one moment pass and one batched class-pair pass. Inputs are validated by
+    the caller (CPU tensors; W and b float64); ``names`` name the sets in errors."""
+    # NaN/inf features raise below; undefined metrics are NaN
+    with np.errstate(all="ignore"), _one_blas_thread():
+        S = _Sorted(sets, C)
+        ns, d = len(sets), S.mean.shape[1]
+        for s in np.flatnonzero(~S.finite.reshape(ns, C).all(1)):
+            check_finite(sets[s][0], names[s])  # raises, naming the bad values
+        mean, unit_mean = S.mean.reshape(ns, C, d), S.unit_mean.reshape(ns, C, d)
+        counts, sq_dev = S.counts.reshape(ns, C), S.sq_dev.reshape(ns, C)
+        mu_g = _mean(mean.swapaxes(1, 2))  # (sets, d)
+        M = mean - mu_g[:, None]
+        Wn = None if W is None else W.numpy()
+        bn = None if b is None else b.numpy()
+        outs, tr = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
+        nc1 = _nc1_sets(M, S.R, S.sizes)
+        decisions = _decisions(S, M, mu_g, Wn, bn, pairwise_limit)
+        res = []
+        for s, (out, dec) in enumerate(zip(outs, decisions)):
+            tr_b = float(tr[s]) / C
+            if tr_b == 0.0:
+                out["nc1"] = out["nc1_quotient"] = math.nan
+            else:
+                out["nc1"] = nc1[s]
+                out["nc1_quotient"] = float(sq_dev[s].sum()) / S.sizes[s] / tr_b
+            out.update(dec)
+            res.append((out, torch.from_numpy(np.ascontiguousarray(mean[s]))))
+        return res
 
 
-@functools.lru_cache(maxsize=4)
-def _keys(has_w: bool, pairwise: bool) -> frozenset[str]:
-    """The metrics that apply: the classifier's only with W, the pairwise margin only when asked."""
+def _decisions(S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
+    """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
+
+    For each sample, one compiled pass (:func:`nclab.metrics._jit.decisions`) computes the NCC
+    scores (h - mu_G).m_c - ||m_c||^2/2 of its set's means (the nearest-mean rule up to a per-sample
+    constant) and the logits w_c.h + b_c, both rules' first-index arg max (as ``argmax`` defines it;
+    a NaN score counts as the maximum), the margin (own logit minus the best other) and the directed
+    pair minima."""
     from nclab.metrics import _jit
 
-    skip = set() if has_w else set(_jit.PAIR_STATS[10:]) | {"accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean"}
-    if not pairwise:
-        skip.add("margin_normalized_min")
-    return frozenset(k for k in _jit.SET_STATS if k not in skip)
-
-
-@functools.lru_cache(maxsize=4)
-def _no_classifier(C: int, d: int) -> np.ndarray:
-    """Placeholder classifier for a call without one (the kernel takes a fixed signature)."""
-    w = np.zeros((C, d))
-    w.flags.writeable = False
-    return w
-
-
-@functools.lru_cache(maxsize=4)
-def _zeros(C: int) -> np.ndarray:
-    z = np.zeros(C)
-    z.flags.writeable = False
-    return z
+    ns, C, d = M.shape
+    PT = np.zeros((ns, d + 1, C if W is None else 2 * C))
+    PT[:, :d, :C] = M.swapaxes(1, 2)
+    PT[:, d, :C] = -np.einsum("sij,sij->si", M, 0.5 * M + mu_g[:, None])  # mu_G folded into the constants
+    if W is not None:
+        PT[:, :d, C:] = W.T
+        if b is not None:
+            PT[:, d, C:] = b
+    pairwise = W is not None and C <= pairwise_limit
+    res = _jit.decisions(S.X, S.starts, S.counts, C, PT, _no_classifier(C, d) if W is None else W, W is not None, pairwise)
+    outs = []
+    for n, (ncc, hit, differ, mmin, msum, pair) in zip(S.sizes, res.tolist()):
+        out = {"ncc_accuracy": ncc / n}
+        if W is not None:
+            out.update(accuracy=hit / n, nc4_ncc_mismatch=differ / n, margin_min=mmin, margin_mean=msum / n)
+            if pairwise:
+                out["margin_normalized_min"] = pair
+        outs.append(out)
+    return outs
+    if C <= pairwise_limit:
+        off = _off_diagonal(C)
+        dw = np.sqrt(np.square(W[:, None] - W[None]).sum(-1))[off]  # as kernels._row_distances
+        gamma = np.minimum(A, A.swapaxes(1, 2))[:, off]  # (sets, C (C - 1))
+        valid = np.isfinite(gamma) & (dw > 0)  # skipped as in kernels.normalized_pair_min
+        pair = np.where(valid.any(1), np.where(valid, gamma / dw, np.inf).min(1), math.nan).tolist()
+    for s, (out, r, (mmin, msum)) in enumerate(zip(outs, rate, margins.tolist())):
+        out.update(accuracy=r[1], nc4_ncc_mismatch=r[2], margin_min=mmin, margin_mean=msum / S.sizes[s])
+        if C <= pairwise_limit:
+            out["margin_normalized_min"] = pair[s]
+    return outs

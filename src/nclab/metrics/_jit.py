@@ -257,7 +257,7 @@ def _first_argmax(q, lo, C):
 
 
 @njit(**_JIT)
-def decisions(X, starts, counts, sizes, C, PT, W, has_w, pairwise, Q):
+def decisions(X, starts, counts, C, PT, W, has_w, pairwise):
     """Per set s: the NCC scores of its samples (columns 0..C-1 of PT[s]: the set's centred means, the
     constants in the last row) and, with ``has_w``, their logits (columns C..2C-1: W^T, the bias in
     the last row), one row of X (N, d) at a time, sorted by (set, class) in runs ``starts``/``counts``.
@@ -273,11 +273,7 @@ def decisions(X, starts, counts, sizes, C, PT, W, has_w, pairwise, Q):
     T = PT.shape[2]
     out = np.zeros((ns, 6))
     A = np.full((C, C), np.inf)
-    a0 = 0
-    for s in range(ns):  # the scores without their constants: one BLAS product per set
-        e0 = a0 + sizes[s]
-        np.dot(X[a0:e0], PT[s, :d], Q[a0:e0])
-        a0 = e0
+    q = np.empty(T)
     if has_w and pairwise:
         dw = np.empty((C, C))
         for a in range(C):
@@ -296,9 +292,12 @@ def decisions(X, starts, counts, sizes, C, PT, W, has_w, pairwise, Q):
             g = s * C + c
             arow = A[c]
             for j in range(starts[g], starts[g] + counts[g]):
-                q = Q[j]
                 for t in range(T):
-                    q[t] += P[d, t]
+                    q[t] = P[d, t]
+                for k in range(d):
+                    xk = X[j, k]
+                    for t in range(T):
+                        q[t] += xk * P[k, t]
                 p0 = _first_argmax(q, 0, C)
                 n0 += p0 == c
                 if not has_w:
@@ -376,94 +375,3 @@ def argmax_hits(Z, labels, other_labels):
         h1 += p == labels[i]
         h2 += p == other_labels[i]
     return h1, h2
-
-
-#: Columns of :func:`metric_sets`' result.
-SET_STATS = PAIR_STATS + (
-    "nc1", "nc1_quotient", "ncc_accuracy", "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean",
-    "margin_normalized_min",
-)
-
-
-@njit(**_JIT)
-def metric_sets(H, order, starts, counts, sizes, W, b, has_w, p, pairwise, X, R, Q):
-    """The dense engine's whole metric set for each of ``len(sizes)`` feature sets against one
-    classifier, in one call: H (N, d) holds the sets' rows one set after the other, ``order`` sorts
-    them by (set, class) into runs ``starts``/``counts`` (class c of set s is run s C + c); X and R are
-    (N, d) float64 scratch arrays; W (C, d) and b (C,) are used with ``has_w``; ``p`` is the CDNV
-    exponent; ``pairwise`` asks for the normalised pairwise margin.
-
-    Returns ``vals`` (sets, len(SET_STATS)) (NaN where a metric does not apply), ``flags`` (sets, 2)
-    of :func:`class_pairs`, the class means (sets C, d) and whether each class's sums are finite. When
-    one is not, nothing else is computed (the caller raises)."""
-    ns = sizes.shape[0]
-    d = H.shape[1]
-    C = W.shape[0]
-    mean, unit_mean, sq_dev, finite = sorted_moments(H, order, starts, counts, X, R)
-    vals = np.full((ns, len(SET_STATS)), np.nan)
-    flags = np.zeros((ns, 2), dtype=np.bool_)
-    if not finite.all():
-        return vals, flags, mean, finite
-    U, Sb = mean.reshape((ns, C, d)), unit_mean.reshape((ns, C, d))
-    M = np.empty((ns, C, d))
-    mu_g = np.zeros((ns, d))
-    var = np.empty((ns, C))
-    for s in range(ns):
-        for c in range(C):
-            var[s, c] = sq_dev[s * C + c] / counts[s * C + c]
-            for k in range(d):
-                mu_g[s, k] += U[s, c, k]
-        for k in range(d):
-            mu_g[s, k] /= C
-        for c in range(C):
-            for k in range(d):
-                M[s, c, k] = U[s, c, k] - mu_g[s, k]
-    pair, flags, tr = class_pairs(M, U, Sb, W, has_w, var, p)
-    vals[:, : len(PAIR_STATS)] = pair
-    # NC1: through the d x d scatter R^T R, or K = (R M^T)^T (R M^T) when that is cheaper (C <= d)
-    use_scatter = d * d <= C * (d + C) or C > d
-    m = d if use_scatter else C
-    mats = np.empty((ns, m, m))
-    n = np.empty(ns)
-    a = 0
-    for s in range(ns):
-        e = a + sizes[s]
-        n[s] = sizes[s]
-        Rs = R[a:e]
-        if use_scatter:
-            mats[s] = Rs.T @ Rs
-        else:
-            Z = Rs @ np.ascontiguousarray(M[s].T)
-            mats[s] = Z.T @ Z
-        a = e
-    nc1 = nc1_sets(M, mats, n, not use_scatter)
-    j = len(PAIR_STATS)
-    for s in range(ns):
-        tr_b = tr[s] / C
-        if tr_b != 0.0:
-            sq = 0.0
-            for c in range(C):
-                sq += sq_dev[s * C + c]
-            vals[s, j], vals[s, j + 1] = nc1[s], sq / n[s] / tr_b
-    # decisions: per set, NCC scores m_c.h - m_c.(m_c/2 + mu_G) and logits w_c.h + b_c
-    T = 2 * C if has_w else C
-    PT = np.zeros((ns, d + 1, T))
-    for s in range(ns):
-        for c in range(C):
-            cst = 0.0
-            for k in range(d):
-                PT[s, k, c] = M[s, c, k]
-                cst += M[s, c, k] * (0.5 * M[s, c, k] + mu_g[s, k])
-            PT[s, d, c] = -cst
-            if has_w:
-                for k in range(d):
-                    PT[s, k, C + c] = W[c, k]
-                PT[s, d, C + c] = b[c]
-    dec = decisions(X, starts, counts, sizes, C, PT, W, has_w, pairwise, Q)
-    for s in range(ns):
-        vals[s, j + 2] = dec[s, 0] / n[s]
-        if has_w:
-            vals[s, j + 3], vals[s, j + 4] = dec[s, 1] / n[s], dec[s, 2] / n[s]
-            vals[s, j + 5], vals[s, j + 6] = dec[s, 3], dec[s, 4] / n[s]
-            vals[s, j + 7] = dec[s, 5]
-    return vals, flags, mean, finite
