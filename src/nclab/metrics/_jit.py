@@ -362,16 +362,3 @@ def nc1_sets(M, mats, n, k_given):
                 total += quad / (lam[k] * lam[k] if squared else lam[k])
         out[s] = total / scale if kept else np.nan
     return out
-
-
-@njit(**_JIT)
-def argmax_hits(Z, labels, other_labels):
-    """How many rows of Z (N, C) have their first-index arg max (a NaN counts as the maximum, as in
-    ``argmax``) equal to ``labels``, and how many equal to ``other_labels``."""
-    N, C = Z.shape
-    h1 = h2 = 0
-    for i in range(N):
-        p = _first_argmax(Z[i], 0, C)
-        h1 += p == labels[i]
-        h2 += p == other_labels[i]
-    return h1, h2
