@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nclab.metrics._kernels import warn_degenerate_means
+from nclab.metrics._kernels import nc1_value, warn_degenerate_means
 from nclab.metrics._validate import check_finite
 
 __all__ = ["dense_fits", "dense_metrics", "dense_nc1"]
@@ -106,6 +106,7 @@ class _Runs:
         K = C * len(labels)
         self.order = np.argsort(yn.astype(np.uint8 if K <= 256 else np.int32), kind="stable")
         self.y = yn[self.order]  # global class of each sorted sample
+        self.cls = self.y % C  # its class within its set
         self.counts = np.bincount(yn, minlength=K)
         self.starts = np.zeros(K, dtype=np.intp)
         self.starts[1:] = self.counts[:-1].cumsum()
@@ -127,64 +128,83 @@ def _runs(labels: Sequence[np.ndarray], C: int) -> _Runs:
 
 
 class _Sorted:
-    """One or more feature sets with their samples sorted by (set, class) (see :class:`_Runs`):
-    float64 rows X (N, d), the rows centred on their class mean R (N, d), and per global class the
-    mean, the mean unit vector, the sum of squared deviations and whether its sums are finite, from
-    one compiled pass (:func:`nclab.metrics._jit.sorted_moments`)."""
+    """One or more feature sets with their samples sorted by (set, class) (see :class:`_Runs`)."""
 
     def __init__(self, sets: Sequence[tuple[torch.Tensor, torch.Tensor]], C: int) -> None:
-        from nclab.metrics import _jit  # numba: imported with the first dense metric set
-
         feats = [H.float() if H.dtype in (torch.float16, torch.bfloat16) else H for H, _ in sets]
         dtype = torch.float64 if any(H.dtype == torch.float64 for H in feats) else torch.float32
         runs = _runs([y.numpy() for _, y in sets], C)
-        self.y, self.counts, self.starts = runs.y, runs.counts, runs.starts
-        self.sizes, self.offsets = runs.sizes, runs.offsets
+        self.order, self.y, self.cls, self.counts = runs.order, runs.y, runs.cls, runs.counts
+        self.starts, self.sizes, self.offsets = runs.starts, runs.sizes, runs.offsets
         Hn = [H.to(dtype).numpy() for H in feats]
-        N, d = len(self.y), Hn[0].shape[1]
-        Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (N, d), Hn[0].dtype))
-        self.X, self.R = _scratch.get("X", (N, d)), _scratch.get("R", (N, d))
-        self.mean, self.unit_mean, self.sq_dev, self.finite = _jit.sorted_moments(
-            Hn, runs.order, self.starts, self.counts, self.X, self.R)
+        N = len(self.y)
+        Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (N, Hn[0].shape[1]), Hn[0].dtype))
+        self.H = np.take(Hn, self.order, axis=0, out=_scratch.get("H", Hn.shape, Hn.dtype))
 
 
-def _nc1_sets(M: np.ndarray, R: np.ndarray, sizes: Sequence[int]) -> list[float]:
-    """NC1 of each set from its centred means M (sets, C, d) and the centred rows R (N, d) of all
-    sets, in set order (see :func:`~nclab.metrics._kernels.nc1_value`): through the scatter
+def _moments(S: _Sorted):
+    """Transposed float64 rows with a row of ones XT1 (d + 1, n), means (K, d), mean unit vectors
+    (K, d), transposed centred rows RT (d, n), sq_dev (K,) and whether each class sum is finite (K,),
+    for the K global classes.
+
+    Samples run along the fast axis, so that a reduction over d or over the classes is elementwise
+    across contiguous rows; the row of ones lets one product add per-class constants. The unit rows
+    pass through RT's buffer before the centred rows do (the engine's arrays should stay within a
+    core's L2 cache: after a forward pass little else is there)."""
+    n, d = S.H.shape
+    XT1 = _scratch.get("XT1", (d + 1, n))
+    XT = XT1[:d]
+    XT[...] = S.H.T
+    XT1[d] = 1.0
+    RT = _scratch.get("RT", (d, n))
+    norms = np.sqrt(np.einsum("ij,ij->j", XT, XT))
+    np.multiply(XT, 1.0 / np.where(norms > 0, norms, 1.0), out=RT)  # unit rows; zero rows contribute 0
+    acc = np.add.reduceat(XT1, S.starts, axis=1) / S.counts
+    unit_mean = np.add.reduceat(RT, S.starts, axis=1) / S.counts
+    np.subtract(XT, np.repeat(acc[:d], S.counts, axis=1), out=RT)  # centred rows
+    sq_dev = np.add.reduceat(np.einsum("ij,ij->j", RT, RT), S.starts)
+    # NaN/inf in any feature reaches its class sums: checked by the caller, per class
+    return XT1, acc[:d].T, unit_mean.T, RT, sq_dev, np.isfinite(acc).all(0) & np.isfinite(unit_mean).all(0)
+
+
+def _nc1_sets(M: np.ndarray, RT: np.ndarray, sizes: Sequence[int]) -> list[float]:
+    """NC1 of each set from its centred means M (sets, C, d) and the centred rows RT (d, N) of all
+    sets, columns in set order (see :func:`~nclab.metrics._kernels.nc1_value`): through the scatter
     S = R^T R (one n d^2 product) when that is cheaper than Z = R M^T and Z^T Z (n d C + n C^2), and
-    always when C > d; the eigendecompositions in one compiled pass (:func:`nclab.metrics._jit.nc1_sets`)."""
-    from nclab.metrics import _jit
-
+    always when C > d; the eigendecompositions of all sets in one batched call."""
     ns, C, d = M.shape
     bounds = [0, *itertools.accumulate(sizes)]
     n = np.asarray(sizes, dtype=np.float64)
-    use_scatter = d * d <= C * (d + C) or C > d
-    mats = []
+    if d * d <= C * (d + C) or C > d:
+        scatter = np.stack([RT[:, a:e] @ RT[:, a:e].T for a, e in zip(bounds[:-1], bounds[1:])])
+        return nc1_value(M, n, scatter=scatter).tolist()
+    K = []
     for s, (a, e) in enumerate(zip(bounds[:-1], bounds[1:])):
-        if use_scatter:
-            mats.append(R[a:e].T @ R[a:e])
-        else:
-            ZT = M[s] @ R[a:e].T
-            mats.append(ZT @ ZT.T)
-    return _jit.nc1_sets(np.ascontiguousarray(M), np.stack(mats), n, not use_scatter).tolist()
+        ZT = M[s] @ RT[:, a:e]
+        K.append(ZT @ ZT.T)
+    return nc1_value(M, n, K=np.stack(K)).tolist()
 
 
 def dense_nc1(H: torch.Tensor, y: torch.Tensor, C: int, name: str = "features") -> tuple[float, torch.Tensor]:
     """NC1 and the float64 class means (C, d); NaN when all class means coincide."""
     with np.errstate(all="ignore"), _one_blas_thread():
-        S = _Sorted([(H, y)], C)
-        if not S.finite.all():
+        _, mean, _, RT, _, finite = _moments(_Sorted([(H, y)], C))
+        if not finite.all():
             check_finite(H, name)
-        nc1 = _nc1_sets((S.mean - S.mean.mean(0))[None], S.R, S.sizes)[0]
-        return nc1, torch.from_numpy(S.mean)
+        return _nc1_sets((mean - mean.mean(0))[None], RT, [RT.shape[1]])[0], torch.from_numpy(np.ascontiguousarray(mean))
 
 
 @functools.lru_cache(maxsize=16)
-def _off_diagonal(C: int) -> np.ndarray:
-    """(C, C) mask of the off-diagonal entries."""
+def _frames(C: int, has_w: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Targets of the Gram stack [M M^T, U U^T, S S^T (unused), W W^T, W M^T, W W^T] — the simplex ETF
+    Gram (I - 11^T/C)/sqrt(C-1) or the orthogonal frame Gram I/sqrt(C) — and the off-diagonal mask."""
+    eye = np.eye(C)
+    etf, of = (eye - 1.0 / C) / math.sqrt(C - 1), eye / math.sqrt(C)
+    T = np.stack([etf, of, etf] + ([etf, etf, of] if has_w else []))
+    T.flags.writeable = False
     off = ~np.eye(C, dtype=bool)
     off.flags.writeable = False
-    return off
+    return T, off
 
 
 def _mean(x: np.ndarray) -> np.ndarray:
@@ -192,31 +212,82 @@ def _mean(x: np.ndarray) -> np.ndarray:
     return x.sum(-1) / x.shape[-1]
 
 
+def _var(x: np.ndarray, ddof: int = 0) -> np.ndarray:
+    """Variance over the last axis, two-pass."""
+    dx = x - _mean(x)[..., None]
+    return np.einsum("...i,...i->...", dx, dx) / (x.shape[-1] - ddof)
+
+
 def _class_pairs(M, U, Sb, W, var, C: int, p: float) -> tuple[list[dict[str, float]], np.ndarray]:
-    """Every class-pair metric of each set from its centred means M, uncentred means U and mean unit
-    vectors Sb (all (sets, C, d)) and the classifier W (C, d) or None; var (sets, C). One compiled
-    pass (:func:`nclab.metrics._jit.class_pairs`); returns the per-set metrics and tr(M M^T) per set."""
-    from nclab.metrics import _jit  # numba: imported with the first dense metric set
+    """Every class-pair metric of each set from the Grams of its centred means M, uncentred means U
+    and mean unit vectors Sb (all (sets, C, d)), and of the classifier W (C, d) or None; var (sets, C).
 
+    The Gram matrices are kept whole: a statistic over pairs reduces over the off-diagonal entries,
+    each unordered pair twice, which leaves means, population variances and maxima of symmetric
+    matrices unchanged. Returns the per-set metrics and the Gram stack (sets, k, C, C) with k =
+    [M M^T, U U^T, S S^T, W W^T, W M^T]."""
+    ns, _, d = M.shape
     has_w = W is not None
-    vals, flags, tr = _jit.class_pairs(M, U, Sb, W if has_w else _no_classifier(C, M.shape[2]), has_w, var, p)
-    keys = _jit.PAIR_STATS if has_w else _jit.PAIR_STATS[:10]
+    T, off = _frames(C, has_w)
+    k = 5 if has_w else 3
+    L, R = np.empty((ns, k, C, d)), np.empty((ns, k, C, d))
+    L[:, 0], L[:, 1], L[:, 2] = M, U, Sb
+    R[:, :3] = L[:, :3]
+    if has_w:
+        L[:, 3], L[:, 4], R[:, 3], R[:, 4] = W, W, W, M
+    G = L @ R.swapaxes(-1, -2)  # (sets, k, C, C)
+    sq = np.diagonal(G, axis1=-2, axis2=-1)  # squared row norms (for W M^T: <w_c, m_c>)
+    norms = np.sqrt(np.maximum(sq, 0.0))
+    inv = 1.0 / np.where(norms > 0, norms, 1.0)  # a zero row has cosine 0 with every row
+    # distances to the frames; a zero Gram gives 0/0 = NaN, the value of an undefined metric
+    Gf = np.concatenate([G, G[:, 3:4]], 1) if has_w else G
+    fro = np.sqrt(np.einsum("skij,skij->sk", Gf, Gf))
+    D = Gf / fro[..., None, None] - T
+    dist = np.sqrt(np.einsum("skij,skij->sk", D, D))
+    n2 = sq[:, 0]
+    dist2 = np.maximum(n2[:, :, None] + n2[:, None, :] - 2.0 * G[:, 0], 0.0)[:, off]
+    ratio = (var[:, :, None] + var[:, None, :])[:, off] / (dist2 if p == 1.0 else dist2**p)
+    cdnv = 0.5 * _mean(ratio)
+    cos = (G[:, 0:4:3] * inv[:, 0:4:3, :, None] * inv[:, 0:4:3, None, :])[:, :, off]  # centred means; W
+    eq = _mean(np.abs(cos + 1.0 / (C - 1)))
+    gd = np.sqrt(np.maximum(2.0 - 2.0 * cos[:, 0], 0.0))  # ||m_a/|m_a| - m_b/|m_b|||
+    eqn = np.sqrt(_var(norms[:, 0:4:3])) / _mean(norms[:, 0:4:3])
+    gvar, lvar = _var(gd), _var(np.log(gd))
+    intra_min, intra_mean, inter = sq[:, 2].min(-1), _mean(sq[:, 2]), G[:, 2][:, off].max(-1)
+    if has_w:
+        fm = np.sqrt(n2.sum(-1))[:, None, None]
+        duality = np.square(W / math.sqrt(sq[0, 3].sum()) - M / fm).sum((-2, -1))
+        unc3 = _var(sq[:, 4], ddof=1)
     outs = []
-    for row, (all_zero, some_zero) in zip(vals.tolist(), flags.tolist()):
-        out = dict(zip(keys, row))
-        if not math.isfinite(out["cdnv"]):
-            out["cdnv"] = math.inf  # two classes share their mean
-        warn_degenerate_means(all_zero, some_zero, stacklevel=6)  # the caller of collapse_metrics
+    for s in range(ns):
+        out = {
+            "cdnv": float(cdnv[s]) if math.isfinite(cdnv[s]) else math.inf,  # inf: two classes share their mean
+            "nc2_equinorm": float(eqn[s, 0]),
+            "nc2_equiangular": float(eq[s, 0]),
+            "nc2_etf": float(dist[s, 0]),
+            "nc2_of": float(dist[s, 1]),
+            "gnc2_dist_var": float(gvar[s]),
+            "gnc2_log_var": float(lvar[s]),
+            "cosine_intra_min": float(intra_min[s]),
+            "cosine_intra_mean": float(intra_mean[s]),
+            "cosine_inter_max": float(inter[s]),
+        }
+        if has_w:
+            out.update(
+                nc2_equinorm_w=float(eqn[s, 1]),
+                nc2_equiangular_w=float(eq[s, 1]),
+                nc2_etf_w=float(dist[s, 3]),
+                nc3_etf=float(dist[s, 4]),
+                nc2_of_w=float(dist[s, 5]),
+                nc3_duality=float(duality[s]),
+                unc3_var=float(unc3[s]),
+            )
+        warn_degenerate_means(not n2[s].any(), not norms[s, 0].all(), stacklevel=6)  # the caller of collapse_metrics
+        if not n2[s].any():
+            for key in ("nc2_equiangular", "gnc2_dist_var", "gnc2_log_var"):
+                out[key] = math.nan
         outs.append(out)
-    return outs, tr
-
-
-@functools.lru_cache(maxsize=4)
-def _no_classifier(C: int, d: int) -> np.ndarray:
-    """Placeholder classifier for a call without one (the kernel takes a fixed signature)."""
-    w = np.zeros((C, d))
-    w.flags.writeable = False
-    return w
+    return outs, G
 
 
 def dense_metrics(
@@ -236,21 +307,22 @@ def dense_metrics(
     # NaN/inf features raise below; undefined metrics are NaN
     with np.errstate(all="ignore"), _one_blas_thread():
         S = _Sorted(sets, C)
-        ns, d = len(sets), S.mean.shape[1]
-        for s in np.flatnonzero(~S.finite.reshape(ns, C).all(1)):
+        XT1, mean, unit_mean, RT, sq_dev, finite = _moments(S)
+        ns, d = len(sets), mean.shape[1]
+        for s in np.flatnonzero(~finite.reshape(ns, C).all(1)):
             check_finite(sets[s][0], names[s])  # raises, naming the bad values
-        mean, unit_mean = S.mean.reshape(ns, C, d), S.unit_mean.reshape(ns, C, d)
-        counts, sq_dev = S.counts.reshape(ns, C), S.sq_dev.reshape(ns, C)
+        mean, unit_mean = mean.reshape(ns, C, d), unit_mean.reshape(ns, C, d)
+        counts, sq_dev = S.counts.reshape(ns, C), sq_dev.reshape(ns, C)
         mu_g = _mean(mean.swapaxes(1, 2))  # (sets, d)
         M = mean - mu_g[:, None]
         Wn = None if W is None else W.numpy()
         bn = None if b is None else b.numpy()
-        outs, tr = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
-        nc1 = _nc1_sets(M, S.R, S.sizes)
-        decisions = _decisions(S, M, mu_g, Wn, bn, pairwise_limit)
+        outs, G = _class_pairs(M, mean, unit_mean, Wn, sq_dev / counts, C, cdnv_exponent)
+        nc1 = _nc1_sets(M, RT, S.sizes)
+        decisions = _decisions(XT1, S, M, mu_g, Wn, bn, pairwise_limit)
         res = []
         for s, (out, dec) in enumerate(zip(outs, decisions)):
-            tr_b = float(tr[s]) / C
+            tr_b = float(G[s, 0].trace()) / C
             if tr_b == 0.0:
                 out["nc1"] = out["nc1_quotient"] = math.nan
             else:
@@ -261,43 +333,78 @@ def dense_metrics(
         return res
 
 
-def _decisions(S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
+@functools.lru_cache(maxsize=4)
+def _arange(n: int) -> np.ndarray:
+    a = np.arange(n)
+    a.flags.writeable = False
+    return a
+
+
+@functools.lru_cache(maxsize=16)
+def _first_weights(C: int) -> np.ndarray:
+    """(C, 1) uint8 weights C, C-1, ..., 1: the largest weight among a sample's maxima marks the first."""
+    w = np.arange(C, 0, -1, dtype=np.uint8)[:, None]
+    w.flags.writeable = False
+    return w
+
+
+def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
     """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
-    For each sample, one compiled pass (:func:`nclab.metrics._jit.decisions`) computes the NCC
-    scores (h - mu_G).m_c - ||m_c||^2/2 of its set's means (the nearest-mean rule up to a per-sample
-    constant) and the logits w_c.h + b_c, both rules' first-index arg max (as ``argmax`` defines it;
-    a NaN score counts as the maximum), the margin (own logit minus the best other) and the directed
-    pair minima."""
-    from nclab.metrics import _jit
-
+    One product gives, for the samples of all sets at once, the NCC scores (h - mu_G).m_c -
+    ||m_c||^2/2 of each set's means (the nearest-mean rule up to a per-sample constant) and the
+    logits w_c.h + b_c. Predictions are the first-index arg max, as ``argmax`` defines it, found
+    without an index reduction (an argmax over classes costs ~15x a max): the classes attaining
+    each sample's maximum, weighted C, C-1, ..., 1, and the largest weight. Only samples with a NaN
+    score take ``argmax`` itself. The margins (own logit minus the best other) and the pairwise
+    margins come from the logits alone."""
     ns, C, d = M.shape
-    PT = np.zeros((ns, d + 1, C if W is None else 2 * C))
-    PT[:, :d, :C] = M.swapaxes(1, 2)
-    PT[:, d, :C] = -np.einsum("sij,sij->si", M, 0.5 * M + mu_g[:, None])  # mu_G folded into the constants
+    N = XT1.shape[1]
+    bounds = [(S.offsets[s], S.offsets[s] + S.sizes[s]) for s in range(ns)]
+    # rows [m_c | constant] of each set's NCC scores (mu_G folded into the constants), then [W | b]
+    P = np.empty((ns, C, d + 1))
+    P[..., :d] = M
+    P[..., d] = -np.einsum("sij,sij->si", M, 0.5 * M + mu_g[:, None])
+    QT = _scratch.get("QT", (1 if W is None else 2, C, N))  # [NCC scores of the sample's own set; logits]
+    for s, (a, e) in enumerate(bounds):
+        np.matmul(P[s], XT1[:, a:e], out=QT[0, :, a:e])
     if W is not None:
-        PT[:, :d, C:] = W.T
-        if b is not None:
-            PT[:, d, C:] = b
-    pairwise = W is not None and C <= pairwise_limit
-    res = _jit.decisions(S.X, S.starts, S.counts, C, PT, _no_classifier(C, d) if W is None else W, W is not None, pairwise)
-    outs = []
-    for n, (ncc, hit, differ, mmin, msum, pair) in zip(S.sizes, res.tolist()):
-        out = {"ncc_accuracy": ncc / n}
-        if W is not None:
-            out.update(accuracy=hit / n, nc4_ncc_mismatch=differ / n, margin_min=mmin, margin_mean=msum / n)
-            if pairwise:
-                out["margin_normalized_min"] = pair
-        outs.append(out)
-    return outs
-    if C <= pairwise_limit:
-        off = _off_diagonal(C)
-        dw = np.sqrt(np.square(W[:, None] - W[None]).sum(-1))[off]  # as kernels._row_distances
-        gamma = np.minimum(A, A.swapaxes(1, 2))[:, off]  # (sets, C (C - 1))
-        valid = np.isfinite(gamma) & (dw > 0)  # skipped as in kernels.normalized_pair_min
-        pair = np.where(valid.any(1), np.where(valid, gamma / dw, np.inf).min(1), math.nan).tolist()
-    for s, (out, r, (mmin, msum)) in enumerate(zip(outs, rate, margins.tolist())):
-        out.update(accuracy=r[1], nc4_ncc_mismatch=r[2], margin_min=mmin, margin_mean=msum / S.sizes[s])
+        np.matmul(np.concatenate([W, np.zeros((C, 1)) if b is None else b[:, None]], 1), XT1, out=QT[1])
+    top = np.equal(QT, QT.max(1, keepdims=True), out=_scratch.get("top", QT.shape, bool)).view(np.uint8)
+    pred = C - np.multiply(top, _first_weights(C), out=top).max(1)  # (halves, N); C where a score is NaN
+    nan = np.flatnonzero(pred.max(0) == C)
+    if len(nan):
+        pred[:, nan] = QT[:, :, nan].argmax(1)
+    hit = pred == S.cls
+    if W is not None:
+        differ = pred[0] != pred[1]
+        # margins: own logit minus every logit, the own entry masked (in place of the logits)
+        O = QT[1]
+        cols = _arange(N)
+        np.subtract(O[S.cls, cols], O, out=O)
+        O[S.cls, cols] = np.inf
+        marg = O.min(0)  # (N,)
         if C <= pairwise_limit:
-            out["margin_normalized_min"] = pair[s]
+            # directed minima A[y, c] = min over the samples of class y of z_y - z_c; gamma = min(A, A^T)
+            A_all = np.minimum.reduceat(O, S.starts, axis=1)  # (C, ns C)
+            off = _frames(C, True)[1]
+            dw = np.sqrt(np.square(W[:, None] - W[None]).sum(-1))[off]  # as kernels._row_distances
+    outs = []
+    for s, (a, e) in enumerate(bounds):
+        n = e - a
+        out = {"ncc_accuracy": int(np.count_nonzero(hit[0, a:e])) / n}
+        if W is not None:
+            m = marg[a:e]
+            out.update(
+                accuracy=int(np.count_nonzero(hit[1, a:e])) / n,
+                nc4_ncc_mismatch=int(np.count_nonzero(differ[a:e])) / n,
+                margin_min=float(m.min()),
+                margin_mean=float(m.sum()) / n,
+            )
+            if C <= pairwise_limit:
+                A = A_all[:, s * C : (s + 1) * C].T
+                gamma = np.minimum(A, A.T)[off]
+                valid = np.isfinite(gamma) & (dw > 0)  # skipped as in kernels.normalized_pair_min
+                out["margin_normalized_min"] = float((gamma[valid] / dw[valid]).min()) if valid.any() else math.nan
+        outs.append(out)
     return outs
