@@ -228,6 +228,8 @@ def paper_preset(device: torch.device, samples: int, reps: int) -> dict[str, Any
     sync = _sync_for(device)
     loss_fn = make_loss("ce", num_classes=2)
     bare_epoch(model, opt, tr.x, tr.labels, 512, 0)  # warm-up, and features that are not degenerate
+    plain_eval(model, (te.x, tr.x), 2048)  # warm-up of both evaluations too
+    tracked_evaluation(model, tr, te, loss_fn, num_classes=2, num_true_classes=2, batch_size=2048)
     ttrain, tplain, ttrack = [], [], []
     for r in range(reps):
         ttrain.append(_median_time(lambda: bare_epoch(model, opt, tr.x, tr.labels, 512, r), sync))
