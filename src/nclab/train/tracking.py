@@ -110,8 +110,8 @@ def tracked_evaluation(
     rec: dict[str, Any] = {}
 
     # the forward passes keep each batch's logits and features; loss and accuracy are then computed
-    # once per split (a few operations per split instead of per batch: at the quick preset's sizes
-    # each eager operation costs more than its arithmetic)
+    # once per split: fewer eager operations than per batch (both measured the same within noise on
+    # the quick preset, docs/training.md "Performance")
     test_logits, test_feats = [], []
     for s in range(0, len(test), batch_size):
         logits, out = model.forward_taps(test.x[s : s + batch_size], ["features"])
