@@ -134,12 +134,12 @@ class _Sorted:
         feats = [H.float() if H.dtype in (torch.float16, torch.bfloat16) else H for H, _ in sets]
         dtype = torch.float64 if any(H.dtype == torch.float64 for H in feats) else torch.float32
         runs = _runs([y.numpy() for _, y in sets], C)
-        self.order, self.y, self.cls, self.counts = runs.order, runs.y, runs.cls, runs.counts
-        self.starts, self.sizes, self.offsets = runs.starts, runs.sizes, runs.offsets
+        self.cls, self.counts, self.starts = runs.cls, runs.counts, runs.starts
+        self.sizes, self.offsets = runs.sizes, runs.offsets
         Hn = [H.to(dtype).numpy() for H in feats]
-        N = len(self.y)
+        N = len(runs.y)
         Hn = Hn[0] if len(Hn) == 1 else np.concatenate(Hn, out=_scratch.get("Hcat", (N, Hn[0].shape[1]), Hn[0].dtype))
-        self.H = np.take(Hn, self.order, axis=0, out=_scratch.get("H", Hn.shape, Hn.dtype))
+        self.H = np.take(Hn, runs.order, axis=0, out=_scratch.get("H", Hn.shape, Hn.dtype))
 
 
 def _moments(S: _Sorted):
@@ -351,9 +351,9 @@ def _first_weights(C: int) -> np.ndarray:
 def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict[str, float]]:
     """Per set: NCC accuracy; with W: accuracy, NC4, margins and the normalised pairwise margin.
 
-    One product gives, for the samples of all sets at once, the NCC scores (h - mu_G).m_c -
-    ||m_c||^2/2 of each set's means (the nearest-mean rule up to a per-sample constant) and the
-    logits w_c.h + b_c. Predictions are the first-index arg max, as ``argmax`` defines it, found
+    Per set, one product gives its samples' NCC scores (h - mu_G).m_c - ||m_c||^2/2 of its means
+    (the nearest-mean rule up to a per-sample constant), and one product the logits w_c.h + b_c of
+    every sample, both into one score buffer. Predictions are the first-index arg max, as ``argmax`` defines it, found
     without an index reduction (an argmax over classes costs ~15x a max): the classes attaining
     each sample's maximum, weighted C, C-1, ..., 1, and the largest weight. Only samples with a NaN
     score take ``argmax`` itself. The margins (own logit minus the best other) and the pairwise
@@ -371,7 +371,7 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
     if W is not None:
         np.matmul(np.concatenate([W, np.zeros((C, 1)) if b is None else b[:, None]], 1), XT1, out=QT[1])
     top = np.equal(QT, QT.max(1, keepdims=True), out=_scratch.get("top", QT.shape, bool)).view(np.uint8)
-    pred = C - np.multiply(top, _first_weights(C), out=top).max(1)  # (halves, N); C where a score is NaN
+    pred = C - np.multiply(top, _first_weights(C), out=top).max(1)  # (1 or 2, N); C where a score is NaN
     nan = np.flatnonzero(pred.max(0) == C)
     if len(nan):
         pred[:, nan] = QT[:, :, nan].argmax(1)
