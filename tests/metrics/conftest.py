@@ -1,23 +1,30 @@
 import pytest
 import torch
 
+import nclab.metrics._dense as dense
 import nclab.metrics.functional as functional
+
+#: The engines of collapse_metrics: the dense engine's compiled kernel (when it was built), the
+#: dense engine's NumPy code, and the streaming engine.
+ENGINES = (["compiled"] if dense.COMPILED else []) + ["dense", "streaming"]
 
 
 def pytest_generate_tests(metafunc):
-    """Every metrics test runs on both engines of collapse_metrics (the dense NumPy engine takes the
-    small problems of these tests by default), except those marked ``streaming_only``, which force
-    the streaming engine's internal paths."""
+    """Every metrics test runs on every engine of collapse_metrics (the dense engine takes the small
+    problems of these tests by default), except those marked ``streaming_only``, which force the
+    streaming engine's internal paths."""
     if "engine" in metafunc.fixturenames:
         only = metafunc.definition.get_closest_marker("streaming_only")
-        metafunc.parametrize("engine", ["streaming"] if only else ["dense", "streaming"], indirect=True)
+        metafunc.parametrize("engine", ["streaming"] if only else ENGINES, indirect=True)
 
 
 @pytest.fixture(autouse=True)
 def engine(request, monkeypatch):
-    name = getattr(request, "param", "dense")
+    name = getattr(request, "param", "compiled" if dense.COMPILED else "dense")
     if name == "streaming":
         monkeypatch.setattr(functional, "_DENSE", False)
+    elif name == "dense":  # the NumPy code of the dense engine
+        monkeypatch.setattr(dense, "COMPILED", False)
     return name
 
 

@@ -34,7 +34,16 @@ import torch
 from nclab.metrics._kernels import nc1_value, warn_degenerate_means
 from nclab.metrics._validate import check_finite
 
-__all__ = ["dense_fits", "dense_metrics", "dense_nc1"]
+try:  # built at install time where a C compiler is available (setup.py); optional
+    from nclab.metrics import _ckernels
+except ImportError:  # pragma: no cover - depends on the install
+    _ckernels = None
+
+__all__ = ["dense_fits", "dense_metrics", "dense_nc1", "COMPILED"]
+
+#: Whether the dense engine runs its compiled kernel (``nclab.metrics._ckernels``) rather than its
+#: NumPy code; tests switch it off to check the NumPy code on the same inputs.
+COMPILED = _ckernels is not None
 
 #: Largest n * (d + 2C) handled densely (2 MB per float64 temporary of that size). Measured crossover:
 #: at n = 3200, C = 10 the streaming engine is faster from d ~ 64 on; at d = C = 10 from n ~ 10^4.
@@ -304,6 +313,10 @@ def dense_metrics(
     (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set.
     The sets share one sort, one moment pass and one batched class-pair pass. Inputs are validated by
     the caller (CPU tensors; W and b float64); ``names`` name the sets in errors."""
+    if COMPILED and _compiled_fits(sets, C):
+        res = _compiled_metrics(sets, C, W, b, cdnv_exponent, pairwise_limit, names)
+        if res is not None:
+            return res
     # NaN/inf features raise below; undefined metrics are NaN
     with np.errstate(all="ignore"), _one_blas_thread():
         S = _Sorted(sets, C)
@@ -408,3 +421,87 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
                 out["margin_normalized_min"] = float((gamma[valid] / dw[valid]).min()) if valid.any() else math.nan
         outs.append(out)
     return outs
+
+
+# ---- the compiled kernel ------------------------------------------------------------------------
+
+#: Columns of the compiled kernel's value array (``enum`` in _ckernels.c, same order).
+_CK_COLUMNS = (
+    "cdnv", "nc2_equinorm", "nc2_equiangular", "nc2_etf", "nc2_of", "gnc2_dist_var", "gnc2_log_var",
+    "cosine_intra_min", "cosine_intra_mean", "cosine_inter_max", "nc2_equinorm_w", "nc2_equiangular_w",
+    "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality", "unc3_var", "nc1_quotient", "trace_b", "ncc_accuracy",
+    "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean", "margin_normalized_min", "all_zero",
+    "some_zero", "finite",
+)
+_CK = {k: i for i, k in enumerate(_CK_COLUMNS)}
+_CK_ALWAYS = ("nc2_equinorm", "nc2_equiangular", "nc2_etf", "nc2_of", "gnc2_dist_var", "gnc2_log_var",
+              "cosine_intra_min", "cosine_intra_mean", "cosine_inter_max", "ncc_accuracy")
+_CK_WITH_W = ("nc2_equinorm_w", "nc2_equiangular_w", "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality",
+              "unc3_var", "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean")
+#: Largest n d C the compiled kernel takes (its products are plain loops; NumPy's BLAS products win
+#: on larger problems: measured crossover in docs/metrics.md).
+COMPILED_MAX_WORK = 1 << 23
+
+
+def _compiled_fits(sets, C: int) -> bool:
+    d = sets[0][0].shape[1]
+    return sum(H.shape[0] for H, _ in sets) * (d + 1) * C <= COMPILED_MAX_WORK
+
+
+def _host(H: torch.Tensor) -> np.ndarray:
+    """A C-contiguous float32/float64 NumPy view (a copy only where needed) of CPU features."""
+    if H.dtype not in (torch.float32, torch.float64):
+        H = H.float()
+    return H.contiguous().numpy()
+
+
+def _compiled_metrics(sets, C, W, b, p, pairwise_limit, names):
+    """:func:`dense_metrics` by the compiled kernel (one call for every set; the NC1 pseudo-inverse
+    from one batched eigendecomposition here). None when a class sum overflowed without a
+    non-finite feature: the NumPy code then reports that case."""
+    ns = len(sets)
+    feats = tuple(_host(H) for H, _ in sets)
+    labels = tuple(np.ascontiguousarray(y.numpy(), dtype=np.int64) for _, y in sets)
+    d = feats[0].shape[1]
+    scatter = d * d <= C * (d + C) or C > d  # as _nc1_sets: the cheaper NC1 matrix
+    m = d if scatter else C
+    vals = np.full((ns, len(_CK_COLUMNS)), np.nan)
+    means, cm, mats = np.empty((ns, C, d)), np.empty((ns, C, d)), np.empty((ns, m, m))
+    Wn = None if W is None else W.numpy()
+    bn = None if b is None or W is None else b.numpy()
+    bad = _ckernels.dense_sets(feats, labels, C, Wn, bn, float(p), C <= pairwise_limit, scatter, vals, means, cm, mats)
+    if bad >= 0:
+        check_finite(sets[bad][0], names[bad])  # raises, naming the bad values
+        return None
+    n = np.array([len(y) for y in labels], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        nc1 = nc1_value(cm, n, scatter=mats) if scatter else nc1_value(cm, n, K=mats)
+    keys = _CK_ALWAYS + (_CK_WITH_W if W is not None else ())
+    cols = [_CK[k] for k in keys]
+    res = []
+    for s in range(ns):
+        v = vals[s]
+        out = dict(zip(keys, v[cols].tolist()))
+        cd = float(v[_CK["cdnv"]])
+        out["cdnv"] = cd if math.isfinite(cd) else math.inf  # inf: two classes share their mean
+        if v[_CK["trace_b"]] == 0.0:
+            out["nc1"] = out["nc1_quotient"] = math.nan
+        else:
+            out["nc1"], out["nc1_quotient"] = float(nc1[s]), float(v[_CK["nc1_quotient"]])
+        if W is not None and C <= pairwise_limit:
+            out["margin_normalized_min"] = float(v[_CK["margin_normalized_min"]])
+        warn_degenerate_means(bool(v[_CK["all_zero"]]), bool(v[_CK["some_zero"]]), stacklevel=6)
+        res.append((out, torch.from_numpy(means[s])))
+    return res
+
+
+def argmax_hits(logits: torch.Tensor, labels: torch.Tensor, other: torch.Tensor) -> tuple[int, int]:
+    """How many rows of ``logits`` (N, C) have ``argmax`` equal to ``labels``, and equal to ``other``
+    (first index on ties, a NaN counts as the maximum, as in ``torch.argmax``). On CPU with the
+    compiled kernel: one pass, ~25 us at 3200 x 10, where ``argmax`` over short rows plus two
+    comparisons and sums cost ~0.15 ms."""
+    if COMPILED and logits.device.type == "cpu" and logits.dtype in (torch.float32, torch.float64) and logits.ndim == 2:
+        return _ckernels.argmax_hits(logits.contiguous().numpy(), np.ascontiguousarray(labels.numpy(), dtype=np.int64),
+                                     np.ascontiguousarray(other.numpy(), dtype=np.int64))
+    pred = logits.argmax(1)
+    return int((pred == labels).sum()), int((pred == other).sum())

@@ -21,6 +21,7 @@ from torch import nn
 
 from nclab.data import Split
 from nclab.metrics import CollapseTracker, collapse_metrics, collapse_metrics_many, effective_depth, memorization
+from nclab.metrics._dense import argmax_hits
 from nclab.metrics.functional import _memorization_values
 
 __all__ = ["tracked_evaluation", "suboptimal_collapse"]
@@ -53,8 +54,9 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _hits(pred: torch.Tensor, labels: torch.Tensor) -> int:
-    return int((pred == labels).sum())
+def _hits(logits: torch.Tensor, labels: torch.Tensor, other_labels: torch.Tensor) -> tuple[int, int]:
+    """Rows whose arg max is their label, and rows whose arg max is their other label."""
+    return argmax_hits(logits, labels, other_labels)
 
 
 @torch.inference_mode()  # eval forward + metrics: no autograd bookkeeping
@@ -119,7 +121,7 @@ def tracked_evaluation(
         test_feats.append(out["features"])
     z = _cat(test_logits)
     rec["test_loss"] = float(loss_fn(z, test.true_labels))
-    rec["test_acc"] = _hits(z.argmax(1), test.true_labels) / len(test)
+    rec["test_acc"] = _hits(z, test.true_labels, test.true_labels)[0] / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
     train_logits, train_feats = [], []
@@ -130,10 +132,9 @@ def tracked_evaluation(
         for name, tr in layer_tr.items():
             tr.update(out[name], train.labels[s : s + batch_size])
     z = _cat(train_logits)
-    pred = z.argmax(1)
     rec["train_loss"] = float(loss_fn(z, train.labels))
-    rec["train_acc"] = _hits(pred, train.labels) / len(train)
-    rec["train_acc_true"] = _hits(pred, train.true_labels) / len(train)
+    hits, hits_true = _hits(z, train.labels, train.true_labels)
+    rec["train_acc"], rec["train_acc_true"] = hits / len(train), hits_true / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
