@@ -9,7 +9,7 @@ import sys
 
 from setuptools import Extension, setup
 
-flags = [] if sys.platform == "win32" else ["-O3", "-std=c99", "-fno-math-errno", "-ffp-contract=off"]
+flags = [] if sys.platform == "win32" else ["-O3", "-std=c99", "-fno-math-errno", "-ffp-contract=off", "-Wno-psabi"]
 setup(
     ext_modules=[
         Extension("nclab.metrics._ckernels", ["src/nclab/metrics/_ckernels.c"], extra_compile_args=flags,

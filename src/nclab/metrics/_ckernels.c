@@ -26,7 +26,7 @@
 enum {
     V_CDNV, V_EQUINORM, V_EQUIANGULAR, V_ETF, V_OF, V_GVAR, V_LVAR, V_INTRA_MIN, V_INTRA_MEAN,
     V_INTER_MAX, V_EQUINORM_W, V_EQUIANGULAR_W, V_ETF_W, V_NC3_ETF, V_OF_W, V_DUALITY, V_UNC3,
-    V_NC1_QUOTIENT, V_TRACE_B, V_NCC_ACC, V_ACC, V_NC4, V_MARGIN_MIN, V_MARGIN_MEAN, V_MARGIN_NORM,
+    V_NC1, V_NC1_QUOTIENT, V_TRACE_B, V_NCC_ACC, V_ACC, V_NC4, V_MARGIN_MIN, V_MARGIN_MEAN, V_MARGIN_NORM,
     V_ALL_ZERO, V_SOME_ZERO, V_FINITE, NV
 };
 
@@ -166,6 +166,120 @@ static double equinorm(const double *nrm, int C) {
     return sqrt(v) / m;
 }
 
+/* ---- BLAS and LAPACK: SciPy's, through the function pointers its Cython modules export ------ */
+
+typedef void dgemm_t(char *, char *, int *, int *, int *, double *, double *, int *, double *, int *, double *,
+                     double *, int *);
+typedef void dsyrk_t(char *, char *, int *, int *, double *, double *, int *, double *, double *, int *);
+typedef void dsyevd_t(char *, char *, int *, double *, int *, double *, double *, int *, int *, int *, int *);
+static dgemm_t *blas_dgemm;
+static dsyrk_t *blas_dsyrk;
+static dsyevd_t *lapack_dsyevd;
+
+static void *capsule_pointer(PyObject *cap) {
+    return PyCapsule_GetPointer(cap, PyCapsule_GetName(cap));
+}
+
+/* set_lapack(dgemm, dsyrk, dsyevd): the capsules of scipy.linalg.cython_blas / cython_lapack. */
+static PyObject *set_lapack(PyObject *self, PyObject *args) {
+    PyObject *a, *b, *c;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyCapsule_Type, &a, &PyCapsule_Type, &b, &PyCapsule_Type, &c)) return NULL;
+    void *pa = capsule_pointer(a), *pb = capsule_pointer(b), *pc = capsule_pointer(c);
+    if (!pa || !pb || !pc) return NULL;
+    blas_dgemm = (dgemm_t *)pa;
+    blas_dsyrk = (dsyrk_t *)pb;
+    lapack_dsyevd = (dsyevd_t *)pc;
+    Py_RETURN_NONE;
+}
+
+/* Row-major Cm (m, n) = A (m, k) B (k, n) (leading dimensions lda, ldb, ldc): the column-major
+ * product Cm^T = B^T A^T. */
+static void matmul(int m, int n, int k, const double *A, int lda, const double *B, int ldb, double *Cm, int ldc) {
+    char N = 'N';
+    double one = 1.0, zero = 0.0;
+    blas_dgemm(&N, &N, &n, &m, &k, &one, (double *)B, &ldb, (double *)A, &lda, &zero, Cm, &ldc);
+}
+
+/* S (d, d) = R^T R for row-major R (n, d), both triangles. */
+static void gram_t(const double *R, Py_ssize_t n, int d, double *S) {
+    char U = 'U', N = 'N';
+    int nn = (int)n, dd = d;
+    double one = 1.0, zero = 0.0;
+    /* column-major R is R^T (d, n): S = R^T (R^T)^T, upper triangle column-major = lower row-major */
+    blas_dsyrk(&U, &N, &dd, &nn, &one, (double *)R, &dd, &zero, S, &dd);
+    for (int a = 0; a < d; a++)
+        for (int b = a + 1; b < d; b++) S[(size_t)a * d + b] = S[(size_t)b * d + a];
+}
+
+/* NC1 = tr(Sigma_W pinv(Sigma_B)) / C as nclab.metrics._kernels.nc1_value: from the centred means M
+ * (C, d), their Gram G = M M^T and the NC1 matrix `mat` (the within-class scatter S (d, d) when
+ * `scatter`, else K = M S M^T (C, C)). C <= d or K given: eigenvectors v_k of M M^T, NC1 =
+ * (1/n) sum_{lambda_k > 0} v_k^T K v_k / lambda_k^2; C > d: eigenvectors of Sigma_B = M^T M / C in
+ * d-space, NC1 = (1/(n C)) sum v_k^T S v_k / lambda_k. Eigenvalues at most max(C, d) eps lambda_max
+ * (d eps in d-space) count as 0, as in a pseudo-inverse; NaN when every one does. `ws` holds
+ * nc1_doubles(C, d) doubles and `iws` 3 + 5 C ints. */
+static size_t nc1_doubles(int C, int d) { /* the eigenproblem is at most C x C (d < C in d-space) */
+    return 4 * (size_t)C * C + 8 * (size_t)C + 1 + (size_t)C * d;
+}
+
+static double nc1_from(const double *M, const double *G, const double *mat, int scatter, int C, int d, double n,
+                       double *ws, int *iws) {
+    const double eps = 2.220446049250313e-16;
+    const int dspace = scatter && C > d;
+    const int m = dspace ? d : C;
+    double *V = ws, *A = ws + (size_t)m * m, *lam = A + (size_t)m * m, *tmp = lam + m, *work = tmp + m;
+    double tol, scale;
+    if (dspace) {
+        for (int a = 0; a < d; a++)
+            for (int b = 0; b < d; b++) {
+                double s = 0.0;
+                for (int c = 0; c < C; c++) s += M[(size_t)c * d + a] * M[(size_t)c * d + b];
+                V[a * d + b] = s / C;
+            }
+        memcpy(A, mat, sizeof(double) * d * d);
+        tol = d * eps;
+        scale = n * C;
+    } else {
+        memcpy(V, G, sizeof(double) * C * C);
+        if (scatter) { /* K = (M S) M^T */
+            double *MS = work + 1 + 6 * m + 2 * m * m; /* C x d */
+            for (int c = 0; c < C; c++)
+                for (int b = 0; b < d; b++) {
+                    double s = 0.0;
+                    for (int k = 0; k < d; k++) s += M[(size_t)c * d + k] * mat[(size_t)k * d + b];
+                    MS[(size_t)c * d + b] = s;
+                }
+            gram(MS, C, M, C, d, A);
+        } else {
+            memcpy(A, mat, sizeof(double) * C * C);
+        }
+        tol = (C > d ? C : d) * eps;
+        scale = n;
+    }
+    char jobz = 'V', uplo = 'U';
+    int mm = m, lwork = 1 + 6 * m + 2 * m * m, liwork = 3 + 5 * m, info = 0;
+    lapack_dsyevd(&jobz, &uplo, &mm, V, &mm, lam, work, &lwork, iws, &liwork, &info);
+    if (info != 0) return NAN;
+    const double top = lam[m - 1]; /* ascending */
+    const double cut = tol * (top > 0 ? top : 0.0);
+    double total = 0.0;
+    int kept = 0;
+    for (int k = 0; k < m; k++) { /* eigenvector k: column k of column-major V, contiguous */
+        if (!(lam[k] > cut)) continue;
+        const double *v = V + (size_t)k * m;
+        for (int a = 0; a < m; a++) {
+            double s = 0.0;
+            for (int b = 0; b < m; b++) s += A[(size_t)a * m + b] * v[b];
+            tmp[a] = s;
+        }
+        double quad = 0.0;
+        for (int a = 0; a < m; a++) quad += v[a] * tmp[a];
+        total += quad / (dspace ? lam[k] : lam[k] * lam[k]);
+        kept = 1;
+    }
+    return kept ? total / scale : NAN;
+}
+
 /* ---- one set ----------------------------------------------------------------------------- */
 
 typedef struct {
@@ -179,38 +293,47 @@ typedef struct {
 
 /* Scratch of one set (C, d sized), carved from one allocation. */
 typedef struct {
-    double *sum, *usum, *mean, *M, *Sb, *var, *sqdev, *P, *A, *G, *G2, *sq, *nrm, *inv, *cos, *gd,
-        *lg, *x, *q, *mu;
+    double *sum, *usum, *mean, *M, *Mt, *Sb, *var, *sqdev, *P, *A, *G, *G2, *sq, *nrm, *inv, *cos, *gd, *lg, *q, *mu,
+        *mat, *ws, *x, *S;
     int64_t *counts;
+    int *iws;
 } Work;
 
+#define N_PARTS 24
+#define SMALL_D 32
+#define SMALL_T 32
+
+static inline int round4(int k) { return (k + 3) & ~3; }
+
+/* Sizes (doubles) of the parts of Work, in the order of work_carve. */
+static void work_parts(int C, int d, size_t *parts) {
+    const size_t CC = (size_t)C * C, Cd = (size_t)C * d;
+    const int ds = d <= SMALL_D ? d : 0;                       /* the fused pass's padded scatter */
+    const int dm = (d <= SMALL_D || d * d <= C * (d + C) || C > d) ? d : 0; /* a d x d NC1 matrix */
+    const size_t mm = (size_t)(dm > C ? dm : C);
+    const size_t sizes[N_PARTS] = {Cd, Cd, Cd, Cd, Cd, Cd, C, C, (size_t)(d + 1) * (2 * C + 4), CC, CC, CC, C, C, C,
+                                   CC, CC, CC, 2 * (size_t)C + 4, d, mm * mm, nc1_doubles(C, d),
+                                   (size_t)round4(d), (size_t)ds * round4(ds)};
+    memcpy(parts, sizes, sizeof sizes);
+}
+
 static size_t work_doubles(int C, int d) {
-    size_t CC = (size_t)C * C, Cd = (size_t)C * d;
-    return 5 * Cd + 2 * C + (size_t)(d + 1) * 2 * C + 3 * CC + 3 * C + 3 * CC + d + 2 * C + d;
+    size_t parts[N_PARTS], t = 0;
+    work_parts(C, d, parts);
+    for (int i = 0; i < N_PARTS; i++) t += parts[i];
+    return t;
 }
 
 static void work_carve(Work *w, double *base, int C, int d) {
-    size_t CC = (size_t)C * C, Cd = (size_t)C * d;
-    w->sum = base; base += Cd;
-    w->usum = base; base += Cd;
-    w->mean = base; base += Cd;
-    w->M = base; base += Cd;
-    w->Sb = base; base += Cd;
-    w->var = base; base += C;
-    w->sqdev = base; base += C;
-    w->P = base; base += (size_t)(d + 1) * 2 * C;
-    w->A = base; base += CC;
-    w->G = base; base += CC;
-    w->G2 = base; base += CC;
-    w->sq = base; base += C;
-    w->nrm = base; base += C;
-    w->inv = base; base += C;
-    w->cos = base; base += CC;
-    w->gd = base; base += CC;
-    w->lg = base; base += CC;
-    w->x = base; base += d;
-    w->q = base; base += 2 * C;
-    w->mu = base;
+    size_t parts[N_PARTS];
+    work_parts(C, d, parts);
+    double **dst[N_PARTS] = {&w->sum, &w->usum, &w->mean, &w->M, &w->Mt, &w->Sb, &w->var, &w->sqdev, &w->P,
+                             &w->A, &w->G, &w->G2, &w->sq, &w->nrm, &w->inv, &w->cos, &w->gd, &w->lg, &w->q,
+                             &w->mu, &w->mat, &w->ws, &w->x, &w->S};
+    for (int i = 0; i < N_PARTS; i++) {
+        *dst[i] = base;
+        base += parts[i];
+    }
 }
 
 /* Hot loops are compiled twice on x86-64 (AVX2 and baseline SSE2; the loader picks one). Floating
@@ -251,18 +374,116 @@ typedef struct {
     double mmin, msum;
 } Tally;
 
-/* Pass 2 of one set, over the rows X (n, d) with the class means known: squared deviations from the
- * class mean per class, the NC1 matrix (the within-class scatter sum r r^T (d, d), or K = sum z z^T
- * with z = M r (C, C)), and the decisions: scores q = [x, 1] Pm (Pm (d + 1, T): NCC scores in
- * columns 0..C-1, logits in C..2C-1 with a classifier), the NCC and classifier arg maxes, margins
- * (own logit - best other) and the directed pair minima A[y, c] = min over class y of z_y - z_c. */
-HOT static void pass_decide(const double *restrict X, const int64_t *restrict y, Py_ssize_t n, int d, int C, int T,
-                            int scatter, int has_w, const double *restrict mean, const double *restrict M,
-                            const double *restrict Pm, double *restrict mat, double *restrict sqdev,
-                            double *restrict Am, double *restrict r, double *restrict z, double *restrict q, Tally *tl) {
-    const double *restrict pd = Pm + (size_t)d * T;
-    int64_t n_ncc = 0, n_acc = 0, n_differ = 0;
-    double mmin = INFINITY, msum = 0.0;
+/* Index of the first entry of q[0..C) equal to mx (the row's maximum, no NaN in the row). */
+static inline int first_equal(const double *q, int C, double mx) {
+    int t = 0;
+    while (q[t] != mx) t++;
+    return t;
+}
+
+/* The decisions of one sample of class c from its scores q (T,): columns 0..C-1 the NCC scores,
+ * C..2C-1 the logits with a classifier. NCC and classifier arg maxes, the margin (own logit - best
+ * other) and the directed pair minima A[c, t] = min over class c of z_c - z_t (row arow; A[c, c]
+ * is never read). A row without NaN takes branch-free maxima and minima (own - max_t z_t equals
+ * min_t (own - z_t): rounding is monotone); a row with a NaN the NaN-propagating path of NumPy's
+ * argmax and minimum. */
+static inline void decide_row(const double *restrict q, int c, int C, int T, int has_w, double *restrict arow,
+                              Tally *restrict tl) {
+    int nan = 0;
+    for (int t = 0; t < T; t++) nan |= q[t] != q[t];
+    const double *zl = q + C;
+    if (nan) {
+        const int p0 = first_argmax_d(q, C);
+        tl->ncc += p0 == c;
+        if (!has_w) return;
+        const int p1 = first_argmax_d(zl, C);
+        tl->acc += p1 == c;
+        tl->differ += p1 != p0;
+        const double own = zl[c];
+        double mg = INFINITY;
+        for (int t = 0; t < C; t++)
+            if (t != c) {
+                const double v = own - zl[t];
+                mg = nan_min(mg, v);
+                arow[t] = nan_min(arow[t], v);
+            }
+        tl->mmin = nan_min(tl->mmin, mg);
+        tl->msum += mg;
+        return;
+    }
+    double m0 = q[0];
+    for (int t = 1; t < C; t++) m0 = q[t] > m0 ? q[t] : m0;
+    const int p0 = first_equal(q, C, m0);
+    tl->ncc += p0 == c;
+    if (!has_w) return;
+    double m1 = zl[0], mo = -INFINITY; /* max over all, and over the other classes */
+    for (int t = 0; t < C; t++) {
+        const double v = zl[t];
+        m1 = v > m1 ? v : m1;
+        mo = (t != c && v > mo) ? v : mo;
+    }
+    const int p1 = first_equal(zl, C, m1);
+    tl->acc += p1 == c;
+    tl->differ += p1 != p0;
+    const double own = zl[c];
+    for (int t = 0; t < C; t++) { /* NaN-free row: a NaN already in A stays (v < NaN is false) */
+        const double v = own - zl[t];
+        arow[t] = v < arow[t] ? v : arow[t];
+    }
+    const double mg = own - mo;
+    tl->mmin = nan_min(tl->mmin, mg);
+    tl->msum += mg;
+}
+
+/* Decisions of one set from its scores Q (n, T) computed by BLAS without the constants pd (T,). */
+HOT static void pass_decide(const double *restrict Q, const double *restrict pd, const int64_t *restrict y,
+                            Py_ssize_t n, int C, int T, int has_w, double *restrict Am, double *restrict q, Tally *tl) {
+    Tally t = {0, 0, 0, INFINITY, 0.0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const double *restrict qi = Q + (size_t)i * T;
+        for (int k = 0; k < T; k++) q[k] = qi[k] + pd[k];
+        const int c = (int)y[i];
+        decide_row(q, c, C, T, has_w, Am + (size_t)c * C, &t);
+    }
+    *tl = t;
+}
+
+/* ---- the fused pass of small problems (d <= SMALL_D, 2C <= SMALL_T) ------------------------- */
+
+typedef double v4d __attribute__((vector_size(32)));
+
+static inline v4d vload(const double *p) {
+    v4d v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void vstore(double *p, v4d v) { memcpy(p, &v, sizeof v); }
+
+/* q (4 NV,) = Pv[d] + sum_k x_k Pv[k], Pv ((d + 1), 4 NV) row-major: NV vectors kept in registers. */
+static inline __attribute__((always_inline)) void scores_nv(const double *restrict x, int d, const double *restrict Pv,
+                                                             double *restrict q, const int NV) {
+    v4d acc[SMALL_T / 4];
+    const double *pc = Pv + (size_t)d * 4 * NV;
+    for (int j = 0; j < NV; j++) acc[j] = vload(pc + 4 * j);
+    for (int k = 0; k < d; k++) {
+        const v4d xb = {x[k], x[k], x[k], x[k]};
+        const double *pk = Pv + (size_t)k * 4 * NV;
+        for (int j = 0; j < NV; j++) acc[j] += xb * vload(pk + 4 * j);
+    }
+    for (int j = 0; j < NV; j++) vstore(q + 4 * j, acc[j]);
+}
+
+/* Pass 2 of a small set, fused: per row x of X (n, d), the centred row r = x - mean_y (squared
+ * deviations per class; the scatter S (d, dp) += r r^T over padded rows of dp = round4(d) doubles),
+ * then the scores q = [x, 1] Pv (Pv (d + 1, Tp), Tp = round4(T), zero-padded) and the decisions. */
+HOT static void pass_small(const double *restrict X, const int64_t *restrict y, Py_ssize_t n, int d, int C, int T,
+                           int has_w, const double *restrict mean, const double *restrict Pv, double *restrict S,
+                           double *restrict sqdev, double *restrict Am, double *restrict r, double *restrict q,
+                           Tally *tl) {
+    const int dp = round4(d), NV = round4(T) / 4;
+    Tally t = {0, 0, 0, INFINITY, 0.0};
+    for (int k = d; k < dp; k++) r[k] = 0.0;
     for (Py_ssize_t i = 0; i < n; i++) {
         const double *restrict x = X + (size_t)i * d;
         const int c = (int)y[i];
@@ -273,69 +494,55 @@ HOT static void pass_decide(const double *restrict X, const int64_t *restrict y,
             s += r[k] * r[k];
         }
         sqdev[c] += s;
-        if (scatter) {
-            for (int a = 0; a < d; a++) {
-                const double ra = r[a];
-                double *restrict row = mat + (size_t)a * d;
-                for (int b = 0; b < d; b++) row[b] += ra * r[b];
-            }
-        } else {
-            for (int a = 0; a < C; a++) z[a] = 0.0;
-            for (int k = 0; k < d; k++) { /* z = M r, M (C, d): column by column */
-                const double rk = r[k];
-                for (int a = 0; a < C; a++) z[a] += M[(size_t)a * d + k] * rk;
-            }
-            for (int a = 0; a < C; a++) {
-                const double za = z[a];
-                double *restrict row = mat + (size_t)a * C;
-                for (int b = 0; b < C; b++) row[b] += za * z[b];
-            }
+        for (int a = 0; a < d; a++) {
+            const v4d ra = {r[a], r[a], r[a], r[a]};
+            double *srow = S + (size_t)a * dp;
+            for (int j = 0; j < dp; j += 4) vstore(srow + j, vload(srow + j) + ra * vload(r + j));
         }
-        for (int t = 0; t < T; t++) q[t] = 0.0;
-        for (int k = 0; k < d; k++) {
-            const double xk = x[k];
-            const double *restrict pk = Pm + (size_t)k * T;
-            for (int t = 0; t < T; t++) q[t] += xk * pk[t];
+        switch (NV) { /* a constant vector count: the accumulators stay in registers */
+        case 1: scores_nv(x, d, Pv, q, 1); break;
+        case 2: scores_nv(x, d, Pv, q, 2); break;
+        case 3: scores_nv(x, d, Pv, q, 3); break;
+        case 4: scores_nv(x, d, Pv, q, 4); break;
+        case 5: scores_nv(x, d, Pv, q, 5); break;
+        case 6: scores_nv(x, d, Pv, q, 6); break;
+        case 7: scores_nv(x, d, Pv, q, 7); break;
+        default: scores_nv(x, d, Pv, q, 8); break;
         }
-        for (int t = 0; t < T; t++) q[t] += pd[t];
-        const int p0 = first_argmax_d(q, C);
-        n_ncc += p0 == c;
-        if (!has_w) continue;
-        const double *restrict zl = q + C;
-        const int p1 = first_argmax_d(zl, C);
-        n_acc += p1 == c;
-        n_differ += p1 != p0;
-        const double own = zl[c];
-        double mg = INFINITY;
-        double *restrict arow = Am + (size_t)c * C;
-        for (int t = 0; t < C; t++)
-            if (t != c) {
-                const double v = own - zl[t];
-                mg = nan_min(mg, v);
-                arow[t] = nan_min(arow[t], v);
-            }
-        mmin = nan_min(mmin, mg);
-        msum += mg;
+        decide_row(q, c, C, T, has_w, Am + (size_t)c * C, &t);
     }
-    tl->ncc = n_ncc;
-    tl->acc = n_acc;
-    tl->differ = n_differ;
-    tl->mmin = mmin;
-    tl->msum = msum;
+    *tl = t;
 }
 
-/* Every metric of one set: vals (NV), class means (C, d), centred means (C, d) and the NC1 matrix
- * (the within-class scatter (d, d) or K = M S M^T (C, C)) into the caller's arrays; X is (n, d)
- * scratch. Returns 0, or 1 when a class's sums are not finite (the caller raises, naming the bad
- * features). */
+/* The rows X (n, d) centred in place on their class means; squared deviations per class. */
+HOT static void pass_centre(double *restrict X, const int64_t *restrict y, Py_ssize_t n, int d,
+                            const double *restrict mean, double *restrict sqdev) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double *restrict x = X + (size_t)i * d;
+        const int c = (int)y[i];
+        const double *restrict mc = mean + (size_t)c * d;
+        double s = 0.0;
+        for (int k = 0; k < d; k++) {
+            x[k] -= mc[k];
+            s += x[k] * x[k];
+        }
+        sqdev[c] += s;
+    }
+}
+
+/* Every metric of one set into vals (NV) and its class means (C, d) into mean_out (unless NULL).
+ * X (n, d) and Q (n, 2C) are scratch. Returns 0; 1 when a class's sums are not finite (the caller
+ * raises, naming the bad features); 2 when a class has no sample. */
 static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int64_t *y, Py_ssize_t n, double *X,
-                   double *vals, double *mean_out, double *cm_out, double *mat_out) {
+                   double *Q, double *vals, double *mean_out) {
     const int C = sh->C, d = sh->d;
     const size_t Cd = (size_t)C * d;
     memset(w->sum, 0, sizeof(double) * Cd);
     memset(w->usum, 0, sizeof(double) * Cd);
     memset(w->counts, 0, sizeof(int64_t) * C);
     pass_sums(H, f32, y, n, d, X, w->sum, w->usum, w->counts);
+    for (int c = 0; c < C; c++)
+        if (w->counts[c] == 0) return 2;
     int finite = 1;
     for (int c = 0; c < C; c++)
         for (int k = 0; k < d; k++) {
@@ -346,7 +553,7 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
         }
     vals[V_FINITE] = finite;
     if (!finite) return 1;
-    memcpy(mean_out, w->mean, sizeof(double) * Cd);
+    if (mean_out) memcpy(mean_out, w->mean, sizeof(double) * Cd);
     /* centred means M = mean - mu_G, mu_G the mean of the class means */
     for (int k = 0; k < d; k++) {
         double s = 0.0;
@@ -355,32 +562,55 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
     }
     for (int c = 0; c < C; c++)
         for (int k = 0; k < d; k++) w->M[(size_t)c * d + k] = w->mean[(size_t)c * d + k] - w->mu[k];
-    memcpy(cm_out, w->M, sizeof(double) * Cd);
 
-    /* decision rows: NCC scores m_c.h - m_c.(m_c/2 + mu_G) (the nearest-mean rule up to a per-sample
-     * constant) and logits w_c.h + b_c; row d holds the constants */
+    /* decisions: NCC scores m_c.h - m_c.(m_c/2 + mu_G) (the nearest-mean rule up to a per-sample
+     * constant) and logits w_c.h + b_c, the rows of P (d + 1, Tp), constants in row d; the NC1
+     * matrix from the centred rows R: the scatter R^T R (d, d), or K = Z^T Z with Z = R M^T (n, C)
+     * when that is cheaper (as the NumPy engine chooses) */
     const int T = sh->has_w ? 2 * C : C;
+    const int small = d <= SMALL_D && T <= SMALL_T;
+    const int Tp = small ? round4(T) : T;
     double *Pm = w->P;
+    memset(Pm, 0, sizeof(double) * (size_t)(d + 1) * Tp);
     for (int c = 0; c < C; c++) {
         double cst = 0.0;
         for (int k = 0; k < d; k++) {
             const double mk = w->M[(size_t)c * d + k];
-            Pm[(size_t)k * T + c] = mk;
+            Pm[(size_t)k * Tp + c] = mk;
             cst += mk * (0.5 * mk + w->mu[k]);
         }
-        Pm[(size_t)d * T + c] = -cst;
+        Pm[(size_t)d * Tp + c] = -cst;
         if (sh->has_w) {
-            for (int k = 0; k < d; k++) Pm[(size_t)k * T + C + c] = sh->W[(size_t)c * d + k];
-            Pm[(size_t)d * T + C + c] = sh->b ? sh->b[c] : 0.0;
+            for (int k = 0; k < d; k++) Pm[(size_t)k * Tp + C + c] = sh->W[(size_t)c * d + k];
+            Pm[(size_t)d * Tp + C + c] = sh->b ? sh->b[c] : 0.0;
         }
     }
-    const int m = sh->scatter ? d : C;
-    memset(mat_out, 0, sizeof(double) * m * m);
-    memset(w->sqdev, 0, sizeof(double) * C);
     for (int i = 0; i < C * C; i++) w->A[i] = INFINITY;
+    memset(w->sqdev, 0, sizeof(double) * C);
     Tally tl;
-    pass_decide(X, y, n, d, C, T, sh->scatter, sh->has_w, w->mean, w->M, Pm, mat_out, w->sqdev, w->A, w->x,
-                w->gd, w->q, &tl);
+    double *mat = w->mat;
+    int scatter = sh->scatter;
+    if (small) { /* one fused pass; always the scatter (d <= 32: at most d^2 per row) */
+        const int dp = round4(d);
+        double *S = w->S; /* (d, dp) */
+        memset(S, 0, sizeof(double) * (size_t)d * dp);
+        pass_small(X, y, n, d, C, T, sh->has_w, w->mean, Pm, S, w->sqdev, w->A, w->x, w->q, &tl);
+        for (int a = 0; a < d; a++) memcpy(mat + (size_t)a * d, S + (size_t)a * dp, sizeof(double) * d);
+        scatter = 1;
+    } else { /* BLAS products */
+        matmul((int)n, T, d, X, d, Pm, T, Q, T);
+        pass_decide(Q, Pm + (size_t)d * T, y, n, C, T, sh->has_w, w->A, w->q, &tl);
+        pass_centre(X, y, n, d, w->mean, w->sqdev);
+        if (scatter) {
+            gram_t(X, n, d, mat);
+        } else {
+            double *Mt = w->Mt;
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < d; k++) Mt[(size_t)k * C + c] = w->M[(size_t)c * d + k];
+            matmul((int)n, C, d, X, d, Mt, C, Q, C);
+            gram_t(Q, n, C, mat);
+        }
+    }
     for (int c = 0; c < C; c++) w->var[c] = w->sqdev[c] / (double)w->counts[c];
 
     /* class pairs: Grams of the centred means (G), the mean unit vectors (G2), the uncentred means */
@@ -436,7 +666,10 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
     vals[V_TRACE_B] = trace / C;
     double sqdev_sum = 0.0;
     for (int c = 0; c < C; c++) sqdev_sum += w->sqdev[c];
-    vals[V_NC1_QUOTIENT] = trace == 0.0 ? NAN : sqdev_sum / (double)n / (trace / C);
+    if (trace != 0.0) {
+        vals[V_NC1] = nc1_from(w->M, G, mat, scatter, C, d, (double)n, w->ws, w->iws);
+        vals[V_NC1_QUOTIENT] = sqdev_sum / (double)n / (trace / C);
+    }
     vals[V_NCC_ACC] = (double)tl.ncc / n;
     if (!sh->has_w) return 0;
 
@@ -505,23 +738,28 @@ static void classifier_stats(Shared *sh, double *G, double *sq, double *nrm, dou
         }
 }
 
-/* dense_sets(feats, labels, C, W, b, p, pairwise, scatter, vals, means, cmeans, mats) -> int
+/* dense_sets(feats, labels, C, W, b, p, pairwise, scatter, vals, means) -> int
  *
- * feats, labels: tuples of ns C-contiguous arrays (n_s, d) float32/float64 and (n_s,) int64, every
- * class 0..C-1 present in each set (the caller checks; a label outside 0..C-1 is an error here).
- * W (C, d) float64 and b (C,) float64 or None. Writes vals (ns, NV) float64 (columns that do not
- * apply are left as the caller filled them), means and cmeans (ns, C, d) float64 (class means,
- * centred class means) and mats (ns, m, m) float64, the NC1 matrix (the within-class scatter,
- * m = d, with scatter; else K = M S M^T, m = C). Returns -1 when every set is done, else the index
- * of the first set whose class sums are not finite (the sets after it are not computed). The GIL
- * is released while the kernel runs. */
+ * feats, labels: tuples of ns C-contiguous arrays (n_s, d) float32/float64 and (n_s,) int64.
+ * W (C, d) and b (C,) float32/float64 or None; p the CDNV exponent; pairwise: compute the
+ * normalised pairwise margin; scatter: NC1 through the d x d scatter (else through K = M S M^T).
+ * Writes vals (ns, NV) float64 (columns that do not apply are left as the caller filled them) and,
+ * unless None, means (ns, C, d) float64, the class means. Returns -1 when every set is done; -2
+ * when a value is invalid (a label outside 0..C-1, a class without samples in a set, a non-finite
+ * entry of W or b: the caller's validation then says which); else the index of the first set whose
+ * class sums are not finite. Nothing is computed after a set that fails. Needs set_lapack first.
+ * The GIL is released while the kernel runs. */
 static PyObject *dense_sets(PyObject *self, PyObject *args) {
-    PyObject *feats, *labels, *Wo, *bo, *valso, *meanso, *cmo, *matso;
+    PyObject *feats, *labels, *Wo, *bo, *valso, *meanso;
     int C, pairwise, scatter;
     double p;
-    if (!PyArg_ParseTuple(args, "O!O!iOOdppOOOO", &PyTuple_Type, &feats, &PyTuple_Type, &labels, &C, &Wo,
-                          &bo, &p, &pairwise, &scatter, &valso, &meanso, &cmo, &matso))
+    if (!PyArg_ParseTuple(args, "O!O!iOOdppOO", &PyTuple_Type, &feats, &PyTuple_Type, &labels, &C, &Wo, &bo, &p,
+                          &pairwise, &scatter, &valso, &meanso))
         return NULL;
+    if (!blas_dgemm || !blas_dsyrk || !lapack_dsyevd) {
+        PyErr_SetString(PyExc_RuntimeError, "_ckernels.dense_sets: call set_lapack first");
+        return NULL;
+    }
     const Py_ssize_t ns = PyTuple_GET_SIZE(feats);
     if (ns < 1 || PyTuple_GET_SIZE(labels) != ns || C < 2) {
         PyErr_SetString(PyExc_ValueError, "_ckernels.dense_sets: need >= 1 set, as many label arrays, and C >= 2");
@@ -529,9 +767,10 @@ static PyObject *dense_sets(PyObject *self, PyObject *args) {
     }
     Buf *hb = calloc((size_t)ns * 2, sizeof(Buf));
     if (!hb) return PyErr_NoMemory();
-    Buf Wb = {0}, bb = {0}, vb = {0}, mb = {0}, cb = {0}, kb = {0};
+    Buf Wb = {0}, bb = {0}, vb = {0}, mb = {0};
     double *base = NULL;
     int64_t *counts = NULL;
+    int *iws = NULL;
     PyObject *ret = NULL;
     int d = -1;
     for (Py_ssize_t s = 0; s < ns; s++) {
@@ -546,45 +785,59 @@ static PyObject *dense_sets(PyObject *self, PyObject *args) {
         const int64_t *y = yb->view.buf;
         for (Py_ssize_t i = 0; i < h->view.shape[0]; i++)
             if (y[i] < 0 || y[i] >= C) {
-                PyErr_SetString(PyExc_ValueError, "_ckernels.dense_sets: a label is outside 0..C-1");
+                ret = PyLong_FromLong(-2);
                 goto done;
             }
     }
     const int has_w = Wo != Py_None;
-    if (has_w && get_buf(Wo, &Wb, "d", (Py_ssize_t)C * d, 0, "W") != 0) goto done;
-    if (has_w && bo != Py_None && get_buf(bo, &bb, "d", C, 0, "b") != 0) goto done;
-    const int m = scatter ? d : C;
+    if (has_w && get_buf(Wo, &Wb, "fd", (Py_ssize_t)C * d, 0, "W") != 0) goto done;
+    if (has_w && bo != Py_None && get_buf(bo, &bb, "fd", C, 0, "b") != 0) goto done;
     if (get_buf(valso, &vb, "d", ns * NV, 1, "vals") != 0 ||
-        get_buf(meanso, &mb, "d", ns * (Py_ssize_t)C * d, 1, "means") != 0 ||
-        get_buf(cmo, &cb, "d", ns * (Py_ssize_t)C * d, 1, "cmeans") != 0 ||
-        get_buf(matso, &kb, "d", ns * (Py_ssize_t)m * m, 1, "mats") != 0)
+        (meanso != Py_None && get_buf(meanso, &mb, "d", ns * (Py_ssize_t)C * d, 1, "means") != 0))
         goto done;
-    const size_t nwork = work_doubles(C, d) + (size_t)C * C;
+    const size_t nwork = work_doubles(C, d) + (size_t)C * C + (size_t)C * d + C; /* + dw, W, b as float64 */
     Py_ssize_t nmax = 0;
     for (Py_ssize_t s = 0; s < ns; s++)
         if (hb[2 * s].view.shape[0] > nmax) nmax = hb[2 * s].view.shape[0];
-    base = malloc(sizeof(double) * (nwork + (size_t)nmax * d));
+    base = malloc(sizeof(double) * (nwork + (size_t)nmax * d + (size_t)nmax * 2 * C));
     counts = malloc(sizeof(int64_t) * C);
-    if (!base || !counts) {
+    iws = malloc(sizeof(int) * (3 + 5 * (size_t)(C > d ? C : d)));
+    if (!base || !counts || !iws) {
         PyErr_NoMemory();
         goto done;
     }
+    double *Wd = base + work_doubles(C, d) + (size_t)C * C, *bd = Wd + (size_t)C * d;
+    if (has_w) { /* float64 copies; a non-finite entry is the caller's to report */
+        const size_t nw = (size_t)C * d;
+        for (size_t j = 0; j < nw; j++)
+            Wd[j] = Wb.view.itemsize == 4 ? (double)((const float *)Wb.view.buf)[j] : ((const double *)Wb.view.buf)[j];
+        for (int c = 0; bb.held && c < C; c++)
+            bd[c] = bb.view.itemsize == 4 ? (double)((const float *)bb.view.buf)[c] : ((const double *)bb.view.buf)[c];
+        int ok = 1;
+        for (size_t j = 0; j < nw; j++) ok = ok && isfinite(Wd[j]);
+        for (int c = 0; bb.held && c < C; c++) ok = ok && isfinite(bd[c]);
+        if (!ok) {
+            ret = PyLong_FromLong(-2);
+            goto done;
+        }
+    }
     Shared sh = {.C = C, .d = d, .has_w = has_w, .pairwise = pairwise, .scatter = scatter, .p = p,
-                 .W = has_w ? Wb.view.buf : NULL, .b = bb.held ? bb.view.buf : NULL,
-                 .dw = base + work_doubles(C, d)};
+                 .W = has_w ? Wd : NULL, .b = bb.held ? bd : NULL, .dw = base + work_doubles(C, d)};
     Work w;
     work_carve(&w, base, C, d);
     w.counts = counts;
+    w.iws = iws;
     long bad = -1;
     Py_BEGIN_ALLOW_THREADS
     if (has_w) classifier_stats(&sh, w.G, w.sq, w.nrm, w.inv, w.cos);
     for (Py_ssize_t s = 0; s < ns; s++) {
         const Buf *h = hb + 2 * s;
         const int f32 = h->view.itemsize == 4;
-        if (one_set(&sh, &w, h->view.buf, f32, hb[2 * s + 1].view.buf, h->view.shape[0], base + nwork,
-                    (double *)vb.view.buf + s * NV, (double *)mb.view.buf + s * (size_t)C * d,
-                    (double *)cb.view.buf + s * (size_t)C * d, (double *)kb.view.buf + s * (size_t)m * m)) {
-            bad = (long)s;
+        const int rc = one_set(&sh, &w, h->view.buf, f32, hb[2 * s + 1].view.buf, h->view.shape[0], base + nwork,
+                               base + nwork + (size_t)nmax * d, (double *)vb.view.buf + s * NV,
+                               mb.held ? (double *)mb.view.buf + s * (size_t)C * d : NULL);
+        if (rc) {
+            bad = rc == 1 ? (long)s : -2;
             break;
         }
     }
@@ -592,10 +845,11 @@ static PyObject *dense_sets(PyObject *self, PyObject *args) {
     ret = PyLong_FromLong(bad);
 done:
     for (Py_ssize_t s = 0; s < 2 * ns; s++) release(hb + s);
-    release(&Wb); release(&bb); release(&vb); release(&mb); release(&cb); release(&kb);
+    release(&Wb); release(&bb); release(&vb); release(&mb);
     free(hb);
     free(base);
     free(counts);
+    free(iws);
     return ret;
 }
 
@@ -636,6 +890,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
+    {"set_lapack", set_lapack, METH_VARARGS, "Set the BLAS/LAPACK routines (SciPy's capsules)."},
     {"dense_sets", dense_sets, METH_VARARGS, "The dense engine's metric sets (see the C source)."},
     {"argmax_hits", argmax_hits, METH_VARARGS, "Arg-max accuracy counts of logits (see the C source)."},
     {NULL, NULL, 0, NULL},
@@ -647,7 +902,8 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__ckernels(void) {
     PyObject *mod = PyModule_Create(&moduledef);
-    if (mod && PyModule_AddIntConstant(mod, "NV", NV) != 0) {
+    if (mod && (PyModule_AddIntConstant(mod, "NV", NV) != 0 || PyModule_AddIntConstant(mod, "SMALL_D", SMALL_D) != 0 ||
+                PyModule_AddIntConstant(mod, "SMALL_T", SMALL_T) != 0)) {
         Py_DECREF(mod);
         return NULL;
     }

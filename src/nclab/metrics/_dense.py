@@ -21,6 +21,7 @@ lowest class index, as ``argmax`` defines it; undefined metrics are NaN with a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -38,6 +39,11 @@ try:  # built at install time where a C compiler is available (setup.py); option
     from nclab.metrics import _ckernels
 except ImportError:  # pragma: no cover - depends on the install
     _ckernels = None
+else:  # its products and eigendecompositions: SciPy's BLAS and LAPACK, through SciPy's exported pointers
+    from scipy.linalg import cython_blas, cython_lapack
+
+    _ckernels.set_lapack(cython_blas.__pyx_capi__["dgemm"], cython_blas.__pyx_capi__["dsyrk"],
+                         cython_lapack.__pyx_capi__["dsyevd"])
 
 __all__ = ["dense_fits", "dense_metrics", "dense_nc1", "COMPILED"]
 
@@ -313,7 +319,7 @@ def dense_metrics(
     (H, y) of ``sets`` against the same classifier, with the float64 class means (C, d) of each set.
     The sets share one sort, one moment pass and one batched class-pair pass. Inputs are validated by
     the caller (CPU tensors; W and b float64); ``names`` name the sets in errors."""
-    if COMPILED and _compiled_fits(sets, C):
+    if COMPILED and _compiled_fits(sum(H.shape[0] for H, _ in sets), sets[0][0].shape[1], C):
         res = _compiled_metrics(sets, C, W, b, cdnv_exponent, pairwise_limit, names)
         if res is not None:
             return res
@@ -429,70 +435,137 @@ def _decisions(XT1, S: _Sorted, M, mu_g, W, b, pairwise_limit: int) -> list[dict
 _CK_COLUMNS = (
     "cdnv", "nc2_equinorm", "nc2_equiangular", "nc2_etf", "nc2_of", "gnc2_dist_var", "gnc2_log_var",
     "cosine_intra_min", "cosine_intra_mean", "cosine_inter_max", "nc2_equinorm_w", "nc2_equiangular_w",
-    "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality", "unc3_var", "nc1_quotient", "trace_b", "ncc_accuracy",
+    "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality", "unc3_var", "nc1", "nc1_quotient", "trace_b", "ncc_accuracy",
     "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean", "margin_normalized_min", "all_zero",
     "some_zero", "finite",
 )
-_CK = {k: i for i, k in enumerate(_CK_COLUMNS)}
-_CK_ALWAYS = ("nc2_equinorm", "nc2_equiangular", "nc2_etf", "nc2_of", "gnc2_dist_var", "gnc2_log_var",
-              "cosine_intra_min", "cosine_intra_mean", "cosine_inter_max", "ncc_accuracy")
-_CK_WITH_W = ("nc2_equinorm_w", "nc2_equiangular_w", "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality",
-              "unc3_var", "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean")
-#: Largest n d C the compiled kernel takes (its products are plain loops; NumPy's BLAS products win
-#: on larger problems: measured crossover in docs/metrics.md).
-COMPILED_MAX_WORK = 1 << 23
+_CK_ALL_ZERO, _CK_SOME_ZERO = _CK_COLUMNS.index("all_zero"), _CK_COLUMNS.index("some_zero")
+_CK_CDNV = _CK_COLUMNS.index("cdnv")
+#: Largest n (d + 1) C the compiled kernel takes; beyond it the NumPy code (measured crossover in
+#: docs/metrics.md).
+COMPILED_MAX_WORK = 1 << 26
 
 
-def _compiled_fits(sets, C: int) -> bool:
-    d = sets[0][0].shape[1]
-    return sum(H.shape[0] for H, _ in sets) * (d + 1) * C <= COMPILED_MAX_WORK
+@functools.lru_cache(maxsize=4)
+def _ck_keys(has_w: bool, pairwise: bool) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The metric keys the kernel's values give (canonical order of functional.METRIC_ORDER) and
+    their columns."""
+    from nclab.metrics.functional import METRIC_ORDER
+
+    skip = {"trace_b", "all_zero", "some_zero", "finite"}
+    if not has_w:
+        skip |= {"nc2_equinorm_w", "nc2_equiangular_w", "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality",
+                 "unc3_var", "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean"}
+    if not (has_w and pairwise):
+        skip.add("margin_normalized_min")
+    keys = tuple(k for k in METRIC_ORDER if k in _CK_COLUMNS and k not in skip)
+    return keys, tuple(_CK_COLUMNS.index(k) for k in keys)
+
+
+def _compiled_fits(n_total: int, d: int, C: int) -> bool:
+    return n_total * (d + 1) * C <= COMPILED_MAX_WORK
 
 
 def _host(H: torch.Tensor) -> np.ndarray:
     """A C-contiguous float32/float64 NumPy view (a copy only where needed) of CPU features."""
     if H.dtype not in (torch.float32, torch.float64):
         H = H.float()
-    return H.contiguous().numpy()
+    return H.detach().contiguous().numpy()
+
+
+def _run_kernel(feats, labels, C: int, W, b, p: float, pairwise: bool, means) -> tuple[int, list[list[float]]]:
+    """One compiled call for every set (see dense_sets in _ckernels.c): its return code and the
+    values, one row per set."""
+    d = feats[0].shape[1]
+    vals = np.full((len(feats), len(_CK_COLUMNS)), np.nan)
+    small = d <= _ckernels.SMALL_D and (C if W is None else 2 * C) <= _ckernels.SMALL_T
+    with contextlib.nullcontext() if small else _one_blas_thread():  # the large path's BLAS products
+        rc = _ckernels.dense_sets(feats, labels, C, W, b, float(p), pairwise,
+                                  d * d <= C * (d + C) or C > d, vals, means)  # the cheaper NC1 matrix, as _nc1_sets
+    return rc, vals.tolist()
+
+
+def _ck_outputs(rows: list[list[float]], has_w: bool, pairwise: bool, stacklevel: int) -> list[dict[str, float]]:
+    """The metric dicts (canonical key order) of the kernel's value rows, with the NumPy engine's
+    conventions and warnings."""
+    keys, cols = _ck_keys(has_w, pairwise)
+    outs = []
+    for row in rows:
+        out = {k: row[j] for k, j in zip(keys, cols)}
+        if not math.isfinite(row[_CK_CDNV]):
+            out["cdnv"] = math.inf  # two classes share their mean
+        if row[_CK_ALL_ZERO] or row[_CK_SOME_ZERO]:
+            warn_degenerate_means(bool(row[_CK_ALL_ZERO]), bool(row[_CK_SOME_ZERO]), stacklevel=stacklevel + 1)
+        outs.append(out)
+    return outs
 
 
 def _compiled_metrics(sets, C, W, b, p, pairwise_limit, names):
-    """:func:`dense_metrics` by the compiled kernel (one call for every set; the NC1 pseudo-inverse
-    from one batched eigendecomposition here). None when a class sum overflowed without a
-    non-finite feature: the NumPy code then reports that case."""
-    ns = len(sets)
+    """:func:`dense_metrics` by the compiled kernel (validated inputs). None when a class sum
+    overflowed without a non-finite feature: the NumPy code then reports that case."""
     feats = tuple(_host(H) for H, _ in sets)
     labels = tuple(np.ascontiguousarray(y.numpy(), dtype=np.int64) for _, y in sets)
-    d = feats[0].shape[1]
-    scatter = d * d <= C * (d + C) or C > d  # as _nc1_sets: the cheaper NC1 matrix
-    m = d if scatter else C
-    vals = np.full((ns, len(_CK_COLUMNS)), np.nan)
-    means, cm, mats = np.empty((ns, C, d)), np.empty((ns, C, d)), np.empty((ns, m, m))
-    Wn = None if W is None else W.numpy()
-    bn = None if b is None or W is None else b.numpy()
-    bad = _ckernels.dense_sets(feats, labels, C, Wn, bn, float(p), C <= pairwise_limit, scatter, vals, means, cm, mats)
-    if bad >= 0:
-        check_finite(sets[bad][0], names[bad])  # raises, naming the bad values
+    means = np.empty((len(sets), C, feats[0].shape[1]))
+    pairwise = C <= pairwise_limit
+    rc, rows = _run_kernel(feats, labels, C, None if W is None else W.numpy(),
+                           None if b is None or W is None else b.numpy(), p, pairwise, means)
+    if rc >= 0:
+        check_finite(sets[rc][0], names[rc])  # raises, naming the bad values
+    if rc != -1:
         return None
-    n = np.array([len(y) for y in labels], dtype=np.float64)
-    with np.errstate(all="ignore"):
-        nc1 = nc1_value(cm, n, scatter=mats) if scatter else nc1_value(cm, n, K=mats)
-    keys = _CK_ALWAYS + (_CK_WITH_W if W is not None else ())
-    cols = [_CK[k] for k in keys]
-    res = []
-    for s in range(ns):
-        v = vals[s]
-        out = dict(zip(keys, v[cols].tolist()))
-        cd = float(v[_CK["cdnv"]])
-        out["cdnv"] = cd if math.isfinite(cd) else math.inf  # inf: two classes share their mean
-        if v[_CK["trace_b"]] == 0.0:
-            out["nc1"] = out["nc1_quotient"] = math.nan
-        else:
-            out["nc1"], out["nc1_quotient"] = float(nc1[s]), float(v[_CK["nc1_quotient"]])
-        if W is not None and C <= pairwise_limit:
-            out["margin_normalized_min"] = float(v[_CK["margin_normalized_min"]])
-        warn_degenerate_means(bool(v[_CK["all_zero"]]), bool(v[_CK["some_zero"]]), stacklevel=6)
-        res.append((out, torch.from_numpy(means[s])))
-    return res
+    outs = _ck_outputs(rows, W is not None, pairwise, stacklevel=6)  # the caller of collapse_metrics
+    return [(out, torch.from_numpy(means[s])) for s, out in enumerate(outs)]
+
+
+def _plain(t, ndim: int, dtypes) -> bool:
+    return isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.ndim == ndim and t.dtype in dtypes
+
+
+_FLOATS = (torch.float32, torch.float64)
+_LONG = (torch.int64,)
+
+
+def compiled_many(feature_sets, weights, bias, num_classes, pairwise_limit: int, cdnv_exponent: float, names):
+    """:func:`~nclab.metrics.collapse_metrics_many` in one compiled call, for the plain case only:
+    CPU tensors (float32/float64 features, int64 labels, the classifier as tensors), ``num_classes``
+    given, sizes the dense engine takes. The kernel checks the values the validation would (label
+    range, every class present, a finite classifier; finite features through the class sums);
+    None whenever anything is not plain or not valid, and the caller's full validation and engines
+    then run (and raise their usual errors): this path only skips their Python-level cost, ~0.2 ms
+    per tracked epoch."""
+    if not COMPILED or type(num_classes) is not int or not 2 <= num_classes <= DENSE_MAX_CLASSES:
+        return None
+    C, d, total, feats, labels = num_classes, None, 0, [], []
+    for H, y in feature_sets:
+        if not (_plain(H, 2, _FLOATS) and _plain(y, 1, _LONG) and 0 < H.shape[0] == y.shape[0]):
+            return None
+        if d is None:
+            d = H.shape[1]
+        if H.shape[1] != d or not dense_fits(H.shape[0], d, C, H.device):
+            return None
+        total += H.shape[0]
+        feats.append(H.detach().contiguous().numpy())
+        labels.append(y.contiguous().numpy())
+    if not (feats and dense_fits(total // 2, d, C, torch.device("cpu")) and _compiled_fits(total, d, C)):
+        return None
+    if weights is None:
+        if bias is not None:
+            return None
+        W = b = None
+    else:
+        if not (_plain(weights, 2, _FLOATS) and tuple(weights.shape) == (C, d)):
+            return None
+        if bias is not None and not (_plain(bias, 1, _FLOATS) and bias.shape[0] == C):
+            return None
+        W = weights.detach().contiguous().numpy()
+        b = None if bias is None else bias.detach().contiguous().numpy()
+    pairwise = C <= pairwise_limit
+    rc, rows = _run_kernel(tuple(feats), tuple(labels), C, W, b, cdnv_exponent, pairwise, None)
+    if rc >= 0:
+        check_finite(feature_sets[rc][0], names[rc])  # raises, naming the bad values
+    if rc != -1:
+        return None
+    return _ck_outputs(rows, W is not None, pairwise, stacklevel=5)  # the caller of collapse_metrics_many
 
 
 def argmax_hits(logits: torch.Tensor, labels: torch.Tensor, other: torch.Tensor) -> tuple[int, int]:

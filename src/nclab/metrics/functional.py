@@ -48,7 +48,7 @@ from typing import Any, Sequence
 import torch
 
 from nclab.errors import LabelError, ShapeError
-from nclab.metrics._dense import dense_fits, dense_metrics, dense_nc1
+from nclab.metrics._dense import compiled_many, dense_fits, dense_metrics, dense_nc1
 from nclab.metrics._kernels import nc1_value as _nc1_value
 from nclab.metrics._kernels import normalized_pair_min as _normalized_pair_min
 from nclab.metrics._kernels import _row_distances
@@ -606,6 +606,10 @@ def collapse_metrics_many(
     if not len(feature_sets):
         raise ShapeError("feature_sets is empty; pass at least one (features, labels) pair.")
     names = list(names) if names is not None else ["features"] + [f"features[{i}]" for i in range(1, len(feature_sets))]
+    if _DENSE:  # plain small CPU sets: one compiled call (nclab.metrics._dense.compiled_many); else None
+        res = compiled_many(feature_sets, weights, bias, num_classes, pairwise_limit, cdnv_exponent, names)
+        if res is not None:
+            return res
     prepared = [_prepare(H, y, num_classes, name) for (H, y), name in zip(feature_sets, names)]
     C = prepared[0][2]
     if num_classes is None and any(c != C for _, _, c in prepared):
