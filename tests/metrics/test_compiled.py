@@ -42,7 +42,7 @@ def _same(a, b, rtol):
 
 def _path(n, d, C, has_w):
     T = 2 * C if has_w else C
-    if d <= 32 and T <= 32:
+    if d <= dense._ckernels.SMALL_D and T <= dense._ckernels.SMALL_T:
         return "fused"
     return "blas-scatter" if (d * d <= C * (d + C) or C > d) else "blas-K"
 

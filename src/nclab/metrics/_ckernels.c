@@ -300,7 +300,7 @@ typedef struct {
 } Work;
 
 #define N_PARTS 24
-#define SMALL_D 32
+#define SMALL_D 16 /* beyond it BLAS scatters faster (measured at n = 8000, d = 20: 0.80 ms, fused 1.38 ms) */
 #define SMALL_T 32
 
 static inline int round4(int k) { return (k + 3) & ~3; }
@@ -590,7 +590,7 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
     Tally tl;
     double *mat = w->mat;
     int scatter = sh->scatter;
-    if (small) { /* one fused pass; always the scatter (d <= 32: at most d^2 per row) */
+    if (small) { /* one fused pass; always the scatter (d <= SMALL_D: at most d^2 per row) */
         const int dp = round4(d);
         double *S = w->S; /* (d, dp) */
         memset(S, 0, sizeof(double) * (size_t)d * dp);
