@@ -312,8 +312,8 @@ static void work_parts(int C, int d, size_t *parts) {
     const int dm = (d <= SMALL_D || d * d <= C * (d + C) || C > d) ? d : 0; /* a d x d NC1 matrix */
     const size_t mm = (size_t)(dm > C ? dm : C);
     const size_t sizes[N_PARTS] = {Cd, Cd, Cd, Cd, Cd, Cd, C, C, (size_t)(d + 1) * (2 * C + 4), CC, CC, CC, C, C, C,
-                                   CC, CC, CC, 2 * (size_t)C + 4, d, mm * mm, nc1_doubles(C, d),
-                                   (size_t)round4(d), (size_t)ds * round4(ds)};
+                                   CC, CC, CC, 2 * (2 * (size_t)C + 4), d, mm * mm, nc1_doubles(C, d),
+                                   2 * (size_t)round4(d), (size_t)ds * round4(ds)};
     memcpy(parts, sizes, sizeof sizes);
 }
 
@@ -460,56 +460,82 @@ static inline v4d vload(const double *p) {
 
 static inline void vstore(double *p, v4d v) { memcpy(p, &v, sizeof v); }
 
-/* q (4 NV,) = Pv[d] + sum_k x_k Pv[k], Pv ((d + 1), 4 NV) row-major: NV vectors kept in registers. */
-static inline __attribute__((always_inline)) void scores_nv(const double *restrict x, int d, const double *restrict Pv,
-                                                             double *restrict q, const int NV) {
-    v4d acc[SMALL_T / 4];
+/* Scores of two rows x0, x1: q0, q1 (4 NV,) = Pv[d] + sum_k x_k Pv[k], Pv ((d + 1), 4 NV)
+ * row-major; 2 NV accumulators in registers, each row of Pv loaded once for both. */
+static inline __attribute__((always_inline)) void scores2_nv(const double *restrict x0, const double *restrict x1,
+                                                              int d, const double *restrict Pv, double *restrict q0,
+                                                              double *restrict q1, const int NV) {
+    v4d acc0[SMALL_T / 4], acc1[SMALL_T / 4];
     const double *pc = Pv + (size_t)d * 4 * NV;
-    for (int j = 0; j < NV; j++) acc[j] = vload(pc + 4 * j);
+    for (int j = 0; j < NV; j++) acc0[j] = acc1[j] = vload(pc + 4 * j);
     for (int k = 0; k < d; k++) {
-        const v4d xb = {x[k], x[k], x[k], x[k]};
+        const v4d xb0 = {x0[k], x0[k], x0[k], x0[k]}, xb1 = {x1[k], x1[k], x1[k], x1[k]};
         const double *pk = Pv + (size_t)k * 4 * NV;
-        for (int j = 0; j < NV; j++) acc[j] += xb * vload(pk + 4 * j);
+        for (int j = 0; j < NV; j++) {
+            const v4d pv = vload(pk + 4 * j);
+            acc0[j] += xb0 * pv;
+            acc1[j] += xb1 * pv;
+        }
     }
-    for (int j = 0; j < NV; j++) vstore(q + 4 * j, acc[j]);
+    for (int j = 0; j < NV; j++) {
+        vstore(q0 + 4 * j, acc0[j]);
+        vstore(q1 + 4 * j, acc1[j]);
+    }
 }
 
-/* Pass 2 of a small set, fused: per row x of X (n, d), the centred row r = x - mean_y (squared
- * deviations per class; the scatter S (d, dp) += r r^T over padded rows of dp = round4(d) doubles),
- * then the scores q = [x, 1] Pv (Pv (d + 1, Tp), Tp = round4(T), zero-padded) and the decisions. */
+/* The centred row r (dp,) = x - mean_c, zero-padded beyond d; adds its squared norm to sqdev[c]. */
+static inline void centre_row(const double *restrict x, const double *restrict mean, int c, int d,
+                              double *restrict r, double *restrict sqdev) {
+    const double *restrict mc = mean + (size_t)c * d;
+    double s = 0.0;
+    for (int k = 0; k < d; k++) {
+        r[k] = x[k] - mc[k];
+        s += r[k] * r[k];
+    }
+    sqdev[c] += s;
+}
+
+/* Pass 2 of a small set, fused, two rows at a time: per row x of X (n, d), the centred row
+ * r = x - mean_y (squared deviations per class; the scatter S (d, dp) += r r^T over padded rows of
+ * dp = round4(d) doubles), then the scores q = [x, 1] Pv (Pv (d + 1, Tp), Tp = round4(T),
+ * zero-padded) and the decisions. r holds 2 dp doubles and q 2 Tp. With an odd n the last row is
+ * paired with itself and counted once. */
 HOT static void pass_small(const double *restrict X, const int64_t *restrict y, Py_ssize_t n, int d, int C, int T,
                            int has_w, const double *restrict mean, const double *restrict Pv, double *restrict S,
                            double *restrict sqdev, double *restrict Am, double *restrict r, double *restrict q,
                            Tally *tl) {
-    const int dp = round4(d), NV = round4(T) / 4;
+    const int dp = round4(d), Tp = round4(T), NV = Tp / 4;
+    double *restrict r0 = r, *restrict r1 = r + dp, *restrict q0 = q, *restrict q1 = q + Tp;
     Tally t = {0, 0, 0, INFINITY, 0.0};
-    for (int k = d; k < dp; k++) r[k] = 0.0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const double *restrict x = X + (size_t)i * d;
-        const int c = (int)y[i];
-        const double *restrict mc = mean + (size_t)c * d;
-        double s = 0.0;
-        for (int k = 0; k < d; k++) {
-            r[k] = x[k] - mc[k];
-            s += r[k] * r[k];
+    for (int k = d; k < dp; k++) r0[k] = r1[k] = 0.0;
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        const int two = i + 1 < n;
+        const double *restrict x0 = X + (size_t)i * d, *restrict x1 = two ? x0 + d : x0;
+        const int c0 = (int)y[i], c1 = two ? (int)y[i + 1] : c0;
+        centre_row(x0, mean, c0, d, r0, sqdev);
+        if (two) {
+            centre_row(x1, mean, c1, d, r1, sqdev);
+        } else {
+            for (int k = 0; k < d; k++) r1[k] = 0.0; /* contributes nothing to the scatter */
         }
-        sqdev[c] += s;
         for (int a = 0; a < d; a++) {
-            const v4d ra = {r[a], r[a], r[a], r[a]};
+            const v4d ra0 = {r0[a], r0[a], r0[a], r0[a]}, ra1 = {r1[a], r1[a], r1[a], r1[a]};
             double *srow = S + (size_t)a * dp;
-            for (int j = 0; j < dp; j += 4) vstore(srow + j, vload(srow + j) + ra * vload(r + j));
+            for (int j = 0; j < dp; j += 4)
+                vstore(srow + j, vload(srow + j) + ra0 * vload(r0 + j) + ra1 * vload(r1 + j));
         }
         switch (NV) { /* a constant vector count: the accumulators stay in registers */
-        case 1: scores_nv(x, d, Pv, q, 1); break;
-        case 2: scores_nv(x, d, Pv, q, 2); break;
-        case 3: scores_nv(x, d, Pv, q, 3); break;
-        case 4: scores_nv(x, d, Pv, q, 4); break;
-        case 5: scores_nv(x, d, Pv, q, 5); break;
-        case 6: scores_nv(x, d, Pv, q, 6); break;
-        case 7: scores_nv(x, d, Pv, q, 7); break;
-        default: scores_nv(x, d, Pv, q, 8); break;
+        case 1: scores2_nv(x0, x1, d, Pv, q0, q1, 1); break;
+        case 2: scores2_nv(x0, x1, d, Pv, q0, q1, 2); break;
+        case 3: scores2_nv(x0, x1, d, Pv, q0, q1, 3); break;
+        case 4: scores2_nv(x0, x1, d, Pv, q0, q1, 4); break;
+        case 5: scores2_nv(x0, x1, d, Pv, q0, q1, 5); break;
+        case 6: scores2_nv(x0, x1, d, Pv, q0, q1, 6); break;
+        case 7: scores2_nv(x0, x1, d, Pv, q0, q1, 7); break;
+        default: scores2_nv(x0, x1, d, Pv, q0, q1, 8); break;
         }
-        decide_row(q, c, C, T, has_w, Am + (size_t)c * C, &t);
+        decide_row(q0, c0, C, T, has_w, Am + (size_t)c0 * C, &t);
+        if (two) decide_row(q1, c1, C, T, has_w, Am + (size_t)c1 * C, &t);
     }
     *tl = t;
 }
