@@ -103,6 +103,7 @@ def quick_preset(reps: int, device: torch.device) -> dict[str, Any]:
     from nclab.losses import make_loss
     from nclab.nets import build_net
     from nclab.train import TrainConfig, load_config_dataset, tracked_evaluation
+    from nclab.metrics import engine_info
     from nclab.train.loop import _to, train_epoch
 
     cfg = TrainConfig.quick(device=device.type)
@@ -159,6 +160,7 @@ def quick_preset(reps: int, device: torch.device) -> dict[str, Any]:
         "tracking_overhead_s": med["c_eval"] - med["b"],
         "ops": ops,
         "metric_sets_s": metric_s,
+        "engine": engine_info(),
         "median_paired_ratio_tracked_eval_over_plain_eval": statistics.median(
             c / b for b, c in zip(times["b"], times["c_eval"])),
         "all_times_s": times,
@@ -196,8 +198,10 @@ def _op_anatomy(model, tr, te, loss_fn, ds, eb, fns) -> dict[str, int]:
     return out
 
 
-def _metric_set_time(model, tr, te, ds, eb, reps: int) -> float:
-    """Median seconds of the tracked evaluation's metric call alone (train + test sets), warm."""
+def _metric_set_time(model, tr, te, ds, eb, reps: int) -> dict[str, float]:
+    """Median seconds of the tracked evaluation's metric call alone (train + test sets), warm, with
+    the dense engine's compiled kernel (when built) and with its NumPy code."""
+    import nclab.metrics._dense as dense
     from nclab.metrics import collapse_metrics_many
     from nclab.train.tracking import _head_params
 
@@ -207,9 +211,19 @@ def _metric_set_time(model, tr, te, ds, eb, reps: int) -> float:
         h_te = model.forward_taps(te.x, ["features"])[1]["features"]
     w, b = _head_params(model)
     sets = [(h_tr, tr.labels), (h_te, te.true_labels)]
-    times = [_median_time(lambda: collapse_metrics_many(sets, weights=w, bias=b, num_classes=ds.num_classes),
-                          lambda: None) for _ in range(5 * reps)]
-    return statistics.median(times)
+    out = {}
+    built = dense.COMPILED
+    for name, on in (("compiled", True), ("numpy", False)):
+        if on and not built:
+            continue
+        dense.COMPILED = on
+        try:
+            times = [_median_time(lambda: collapse_metrics_many(sets, weights=w, bias=b, num_classes=ds.num_classes),
+                                  lambda: None) for _ in range(5 * reps)]
+        finally:
+            dense.COMPILED = built
+        out[name] = statistics.median(times)
+    return out
 
 
 def paper_preset(device: torch.device, samples: int, reps: int) -> dict[str, Any]:
@@ -302,11 +316,13 @@ def main() -> None:
     o = q["ops"]
     print(f"      median of the per-round ratios (c_eval / b, interleaved): "
           f"{q['median_paired_ratio_tracked_eval_over_plain_eval']:.2f}")
-    print(f"  the two metric sets alone (train + test features, one collapse_metrics_many call, warm): "
-          f"{q['metric_sets_s'] * 1e3:.2f} ms = {q['metric_sets_s'] / q['b_plain_eval_s']:.3f} of (b)")
+    ms = q["metric_sets_s"]
+    print("  the two metric sets alone (train + test features, one collapse_metrics_many call, warm): "
+          + "; ".join(f"{k} {v * 1e3:.2f} ms = {v / q['b_plain_eval_s']:.3f} of (b)" for k, v in ms.items())
+          + f"  [tracking runs the {q['engine']['dense_engine']} code]")
     print(f"  aten operations: (b) {o['plain_eval']:,}; tracked evaluation {o['tracked_eval']:,} = "
           f"{o['tracked_eval_without_metric_sets']:,} without its metric sets + {o['metric_sets']:,} "
-          f"(both metric sets; the dense engine computes in NumPy)")
+          f"(both metric sets; the dense engine computes outside PyTorch)")
     devices = [cpu] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     for dev in devices:
         with warnings.catch_warnings():

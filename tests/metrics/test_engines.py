@@ -186,3 +186,15 @@ def test_dense_engine_reuses_a_sort_only_for_equal_labels(monkeypatch):
     assert changed["nc1"] != pytest.approx(first["nc1"])
     for k, v in want.items():
         assert changed[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+
+def test_compiled_kernel_built_where_required():
+    # .ci/run sets NCLAB_REQUIRE_COMPILED=1: there a C compiler exists, so a failed (optional) build
+    # of nclab.metrics._ckernels must fail CI instead of silently falling back to the NumPy code
+    import os
+
+    from nclab.metrics import engine_info
+
+    if os.environ.get("NCLAB_REQUIRE_COMPILED") != "1":
+        pytest.skip("NCLAB_REQUIRE_COMPILED is not set")
+    assert dense.COMPILED, engine_info()

@@ -32,6 +32,7 @@ from nclab.metrics.functional import (
     simplex_etf,
     unc3_var,
 )
+from nclab.metrics._dense import engine_info
 from nclab.metrics.stats import ClassMoments, ClassStats
 from nclab.metrics.tracker import CollapseTracker
 
@@ -47,6 +48,7 @@ __all__ = [
     "cosine_intra",
     "dilation",
     "effective_depth",
+    "engine_info",
     "gnc2_dist_var",
     "gnc2_log_var",
     "margins",

@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The interface version nclab/metrics/_dense.py expects (a stale build of an older source is not used). */
+#define KERNEL_VERSION 1
+
 /* Columns of dense_sets' value array, one row per set (nclab/metrics/_dense.py names them). */
 enum {
     V_CDNV, V_EQUINORM, V_EQUIANGULAR, V_ETF, V_OF, V_GVAR, V_LVAR, V_INTRA_MIN, V_INTRA_MEAN,
@@ -928,8 +931,8 @@ static struct PyModuleDef moduledef = {
 
 PyMODINIT_FUNC PyInit__ckernels(void) {
     PyObject *mod = PyModule_Create(&moduledef);
-    if (mod && (PyModule_AddIntConstant(mod, "NV", NV) != 0 || PyModule_AddIntConstant(mod, "SMALL_D", SMALL_D) != 0 ||
-                PyModule_AddIntConstant(mod, "SMALL_T", SMALL_T) != 0)) {
+    if (mod && (PyModule_AddIntConstant(mod, "VERSION", KERNEL_VERSION) != 0 || PyModule_AddIntConstant(mod, "NV", NV) != 0 ||
+                PyModule_AddIntConstant(mod, "SMALL_D", SMALL_D) != 0 || PyModule_AddIntConstant(mod, "SMALL_T", SMALL_T) != 0)) {
         Py_DECREF(mod);
         return NULL;
     }
