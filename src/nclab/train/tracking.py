@@ -54,11 +54,6 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _hits(logits: torch.Tensor, labels: torch.Tensor, other_labels: torch.Tensor) -> tuple[int, int]:
-    """Rows whose arg max is their label, and rows whose arg max is their other label."""
-    return argmax_hits(logits, labels, other_labels)
-
-
 @torch.inference_mode()  # eval forward + metrics: no autograd bookkeeping
 def tracked_evaluation(
     model: nn.Module,
@@ -121,7 +116,7 @@ def tracked_evaluation(
         test_feats.append(out["features"])
     z = _cat(test_logits)
     rec["test_loss"] = float(loss_fn(z, test.true_labels))
-    rec["test_acc"] = _hits(z, test.true_labels, test.true_labels)[0] / len(test)
+    rec["test_acc"] = argmax_hits(z, test.true_labels, test.true_labels)[0] / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
     train_logits, train_feats = [], []
@@ -133,7 +128,7 @@ def tracked_evaluation(
             tr.update(out[name], train.labels[s : s + batch_size])
     z = _cat(train_logits)
     rec["train_loss"] = float(loss_fn(z, train.labels))
-    hits, hits_true = _hits(z, train.labels, train.true_labels)
+    hits, hits_true = argmax_hits(z, train.labels, train.true_labels)  # one pass for both label sets
     rec["train_acc"], rec["train_acc_true"] = hits / len(train), hits_true / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
