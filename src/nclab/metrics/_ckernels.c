@@ -71,30 +71,25 @@ static int get_buf(PyObject *obj, Buf *b, const char *formats, Py_ssize_t count,
 static inline double nan_min(double m, double v) { return (v < m || v != v) ? v : m; }
 static inline double nan_max(double m, double v) { return (v > m || v != v) ? v : m; }
 
-/* First index of the maximum of q[0..C) (a NaN counts as the maximum, as in argmax). */
-static inline int first_argmax_d(const double *q, int C) {
-    double best = q[0];
-    if (best != best) return 0;
-    int p = 0;
-    for (int t = 1; t < C; t++) {
-        double v = q[t];
-        if (v != v) return t;
-        if (v > best) { best = v; p = t; }
+/* First index of the maximum of q[0..C) (a NaN counts as the maximum, as in argmax), for float64
+ * (first_argmax_d) and float32 (first_argmax_f) rows. */
+#define FIRST_ARGMAX(NAME, T)                       \
+    static inline int NAME(const T *q, int C) {     \
+        T best = q[0];                              \
+        if (best != best) return 0;                 \
+        int p = 0;                                  \
+        for (int t = 1; t < C; t++) {               \
+            const T v = q[t];                       \
+            if (v != v) return t;                   \
+            if (v > best) {                         \
+                best = v;                           \
+                p = t;                              \
+            }                                       \
+        }                                           \
+        return p;                                   \
     }
-    return p;
-}
-
-static inline int first_argmax_f(const float *q, int C) {
-    float best = q[0];
-    if (best != best) return 0;
-    int p = 0;
-    for (int t = 1; t < C; t++) {
-        float v = q[t];
-        if (v != v) return t;
-        if (v > best) { best = v; p = t; }
-    }
-    return p;
-}
+FIRST_ARGMAX(first_argmax_d, double)
+FIRST_ARGMAX(first_argmax_f, float)
 
 /* Mean and two-pass variance (ddof 0 or 1) of x[0..n), as NumPy's x.sum() / n and
  * ((x - mean)^2).sum() / (n - ddof). */
