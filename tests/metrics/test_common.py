@@ -68,3 +68,17 @@ def test_scale_invariance_and_its_complement():
     _assert_same(base, scaled, SCALE_INVARIANT)
     for k in NOT_SCALE_INVARIANT:
         assert not math.isclose(base[k], scaled[k], rel_tol=1e-6), k
+
+
+def test_collapse_metrics_many_returns_class_means():
+    # return_means=True: the same metrics plus each set's float64 class means (every engine)
+    from nclab.metrics import collapse_metrics_many
+
+    D = make_data(n_per=9, C=4, d=5, with_test=True, seed=2)
+    sets = [(D["H"], D["y"]), (D["Ht"].float(), D["yt"])]
+    metrics, means = collapse_metrics_many(sets, weights=D["W"], bias=D["b"], num_classes=4, return_means=True)
+    assert metrics == collapse_metrics_many(sets, weights=D["W"], bias=D["b"], num_classes=4)
+    for (H, y), m in zip(sets, means):
+        want = torch.stack([H[y == c].double().mean(0) for c in range(4)])
+        assert m.dtype == torch.float64 and m.shape == (4, 5)
+        torch.testing.assert_close(m, want, rtol=1e-12, atol=1e-12)

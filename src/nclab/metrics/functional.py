@@ -587,14 +587,17 @@ def collapse_metrics_many(
     pairwise_limit: int = 2048,
     cdnv_exponent: float = 1.0,
     names: Sequence[str] | None = None,
-) -> list[dict[str, float]]:
+    return_means: bool = False,
+) -> list[dict[str, float]] | tuple[list[dict[str, float]], list[torch.Tensor]]:
     """:func:`collapse_metrics` of several (features, labels) sets against one classifier, e.g. the
     train features (observed labels) and test features (true labels) of a tracked epoch.
 
     Equal to ``[collapse_metrics(H, y, weights=..., ...) for H, y in feature_sets]``; small CPU sets
     (see :mod:`nclab.metrics._dense`) share one dense pass: one sort, one moment pass, one batched
     class-pair pass, which halves the fixed per-call cost of two small metric sets. ``names`` name
-    the sets in error messages (default ``features``, ``features[1]``, ...).
+    the sets in error messages (default ``features``, ``features[1]``, ...). With ``return_means=True``
+    it returns ``(metrics, means)``, ``means`` the float64 class means (C, d) of each set (a tracked
+    epoch takes the test means for memorization from here).
 
     Examples
     --------
@@ -609,7 +612,7 @@ def collapse_metrics_many(
     if _DENSE:  # plain small CPU sets: one compiled call (nclab.metrics._dense.compiled_many); else None
         res = compiled_many(feature_sets, weights, bias, num_classes, pairwise_limit, cdnv_exponent, names)
         if res is not None:
-            return res
+            return res if return_means else res[0]
     prepared = [_prepare(H, y, num_classes, name) for (H, y), name in zip(feature_sets, names)]
     C = prepared[0][2]
     if num_classes is None and any(c != C for _, _, c in prepared):
@@ -625,12 +628,11 @@ def collapse_metrics_many(
             and dense_fits(total // 2, d, C, prepared[0][0].device) and len({H.device for H, _, _ in prepared}) == 1):
         res = dense_metrics([(H, y) for H, y, _ in prepared], C, W, b, cdnv_exponent=cdnv_exponent,
                             pairwise_limit=pairwise_limit, names=names)
-        return [_ordered(out) for out, _ in res]
-    return [
-        _ordered(_metric_set(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit, cdnv_exponent=cdnv_exponent,
-                             name=name)[0])
-        for (H, y, _), name in zip(prepared, names)
-    ]
+    else:
+        res = [_metric_set(H, y, C, W, b, tile=tile, pairwise_limit=pairwise_limit, cdnv_exponent=cdnv_exponent,
+                           name=name) for (H, y, _), name in zip(prepared, names)]
+    metrics = [_ordered(out) for out, _ in res]
+    return (metrics, [mean for _, mean in res]) if return_means else metrics
 
 
 def _memorization_values(H, y_obs, y_true, test_means) -> dict[str, float]:

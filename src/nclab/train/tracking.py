@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from nclab.data import Split
-from nclab.metrics import CollapseTracker, collapse_metrics, collapse_metrics_many, effective_depth, memorization
+from nclab.metrics import CollapseTracker, collapse_metrics, collapse_metrics_many, effective_depth
 from nclab.metrics._dense import argmax_hits
 from nclab.metrics.functional import _memorization_values
 
@@ -142,10 +142,11 @@ def tracked_evaluation(
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
     h_train, h_test = _cat(train_feats), _cat(test_feats)
+    test_means = None
     if ct == num_classes:
-        m_train, m_test = collapse_metrics_many(
+        (m_train, m_test), (_, test_means) = collapse_metrics_many(
             [(h_train, train.labels), (h_test, test.true_labels)], weights=w, bias=b, num_classes=num_classes,
-            names=["train features", "test features"],
+            names=["train features", "test features"], return_means=True,
         )
     else:  # latent noise classes: test metrics use the classifier rows of the true classes
         m_train = collapse_metrics(h_train, train.labels, weights=w, bias=b, num_classes=num_classes)
@@ -156,9 +157,8 @@ def tracked_evaluation(
     rec["dilation"] = m_test.get("nc1", math.nan)
     rec["p_min"] = m_train.get("margin_min", math.nan)
     if not _same_labels(train.labels, train.true_labels):
-        if num_classes == num_true_classes:
-            mem = memorization(h_train, train.labels, train.true_labels, h_test, test.true_labels,
-                               num_classes=num_classes)
+        if test_means is not None:  # seed 000 eq. (3) with the test means the metric call computed
+            mem = _memorization_values(h_train, train.labels, train.true_labels, test_means.to(h_train.device))
         else:
             mem = _latent_memorization(h_train, train.labels, train.true_labels, h_test, test.true_labels, ct)
         rec.update(mem)
