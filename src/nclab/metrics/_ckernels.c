@@ -25,7 +25,7 @@
 #include <string.h>
 
 /* The interface version nclab/metrics/_dense.py expects (a stale build of an older source is not used). */
-#define KERNEL_VERSION 1
+#define KERNEL_VERSION 2
 
 /* Columns of dense_sets' value array, one row per set (nclab/metrics/_dense.py names them). */
 enum {
@@ -915,10 +915,71 @@ done:
     return ret;
 }
 
+/* noisy_distances(H, y_obs, y_true, means) -> (total, count)
+ *
+ * H (n, d) float32/float64, y_obs and y_true (n,) int64, means (C, d) float64, all C-contiguous:
+ * over the rows whose observed label differs from the true one, the sum of ||h_i - means[y_true_i]||
+ * (float64) and their count: memorization (seed 000 eq. 3) with the test class means. A true label
+ * outside 0..C-1 is a ValueError. */
+static PyObject *noisy_distances(PyObject *self, PyObject *args) {
+    PyObject *Ho, *yo, *to, *mo;
+    if (!PyArg_ParseTuple(args, "OOOO", &Ho, &yo, &to, &mo)) return NULL;
+    Buf hb = {0}, ob = {0}, tb = {0}, mb = {0};
+    PyObject *ret = NULL;
+    if (get_buf(Ho, &hb, "fd", -1, 0, "features") != 0) return NULL;
+    if (hb.view.ndim != 2) {
+        PyErr_SetString(PyExc_ValueError, "_ckernels.noisy_distances: features must be 2-d");
+        goto done;
+    }
+    const Py_ssize_t n = hb.view.shape[0];
+    const int d = (int)hb.view.shape[1];
+    if (get_buf(yo, &ob, "lq", n, 0, "observed labels") != 0 || get_buf(to, &tb, "lq", n, 0, "true labels") != 0 ||
+        get_buf(mo, &mb, "d", -1, 0, "means") != 0)
+        goto done;
+    if (d < 1 || mb.view.len % ((Py_ssize_t)d * 8) != 0) {
+        PyErr_SetString(PyExc_ValueError, "_ckernels.noisy_distances: means must be (C, d)");
+        goto done;
+    }
+    const Py_ssize_t C = mb.view.len / ((Py_ssize_t)d * 8);
+    const int64_t *y_obs = ob.view.buf, *y_true = tb.view.buf;
+    const double *means = mb.view.buf;
+    const int f32 = hb.view.itemsize == 4;
+    double total = 0.0;
+    long long count = 0;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (y_obs[i] == y_true[i]) continue;
+        const int64_t c = y_true[i];
+        if (c < 0 || c >= C) {
+            bad = 1;
+            break;
+        }
+        const double *m = means + (size_t)c * d;
+        double s = 0.0;
+        for (int k = 0; k < d; k++) {
+            const double h = f32 ? (double)((const float *)hb.view.buf)[(size_t)i * d + k]
+                                 : ((const double *)hb.view.buf)[(size_t)i * d + k];
+            s += (h - m[k]) * (h - m[k]);
+        }
+        total += sqrt(s);
+        count++;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad)
+        PyErr_SetString(PyExc_ValueError, "_ckernels.noisy_distances: a true label is outside the means' classes");
+    else
+        ret = Py_BuildValue("dL", total, count);
+done:
+    release(&hb); release(&ob); release(&tb); release(&mb);
+    return ret;
+}
+
 static PyMethodDef methods[] = {
     {"set_lapack", set_lapack, METH_VARARGS, "Set the BLAS/LAPACK routines (SciPy's capsules)."},
     {"dense_sets", dense_sets, METH_VARARGS, "The dense engine's metric sets (see the C source)."},
     {"argmax_hits", argmax_hits, METH_VARARGS, "Arg-max accuracy counts of logits (see the C source)."},
+    {"noisy_distances", noisy_distances, METH_VARARGS, "Memorization sums (see the C source)."},
     {NULL, NULL, 0, NULL},
 };
 

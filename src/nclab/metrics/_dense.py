@@ -42,7 +42,7 @@ from nclab.metrics._kernels import nc1_value, warn_degenerate_means
 from nclab.metrics._validate import check_finite
 
 #: Interface version of the compiled kernel this code calls (KERNEL_VERSION in _ckernels.c).
-_KERNEL_VERSION = 1
+_KERNEL_VERSION = 2
 try:  # built at install time where a C compiler is available (setup.py); optional
     from nclab.metrics import _ckernels
 except ImportError:  # pragma: no cover - depends on the install
@@ -601,3 +601,14 @@ def argmax_hits(logits: torch.Tensor, labels: torch.Tensor, other: torch.Tensor)
                                      np.ascontiguousarray(other.numpy(), dtype=np.int64))
     pred = logits.argmax(1)
     return int((pred == labels).sum()), int((pred == other).sum())
+
+
+def noisy_distances(H: torch.Tensor, y_obs: torch.Tensor, y_true: torch.Tensor, means: torch.Tensor) -> tuple[float, int] | None:
+    """Over the rows of ``H`` whose observed label differs from the true one, the sum of
+    ||h_i - means[y_true_i]|| and their count, in one compiled pass on CPU tensors (the memorization
+    of seed 000 eq. 3); None where the kernel does not apply (no kernel, another device or dtype)."""
+    if not (COMPILED and _plain(H, 2, _FLOATS) and _plain(y_obs, 1, _LONG) and _plain(y_true, 1, _LONG)
+            and _plain(means, 2, (torch.float64,))):
+        return None
+    return _ckernels.noisy_distances(H.detach().contiguous().numpy(), y_obs.contiguous().numpy(),
+                                     y_true.contiguous().numpy(), means.contiguous().numpy())

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 import torch
 
 from nclab.errors import LabelError, ShapeError
-from nclab.metrics._dense import compiled_many, dense_fits, dense_metrics, dense_nc1
+from nclab.metrics._dense import compiled_many, dense_fits, dense_metrics, dense_nc1, noisy_distances
 from nclab.metrics._kernels import nc1_value as _nc1_value
 from nclab.metrics._kernels import normalized_pair_min as _normalized_pair_min
 from nclab.metrics._kernels import _row_distances
@@ -636,6 +636,13 @@ def collapse_metrics_many(
 
 
 def _memorization_values(H, y_obs, y_true, test_means) -> dict[str, float]:
+    fast = noisy_distances(H, y_obs, y_true, test_means)  # CPU: one compiled pass (nclab.metrics._dense)
+    if fast is not None:
+        total, count = fast
+        out = {"noisy_fraction": count / H.shape[0], "memorization": total}
+        if count:
+            out["memorization_mean"] = total / count
+        return out
     noisy = (y_obs != y_true).nonzero().flatten()
     out = {"noisy_fraction": noisy.numel() / H.shape[0]}
     if noisy.numel() == 0:
