@@ -345,18 +345,25 @@ static void work_carve(Work *w, double *base, int C, int d) {
 #define HOT
 #endif
 
-/* Pass 1 of one set: its rows as float64 into X (n, d); class sums of the rows and of the unit rows
- * (a zero row contributes 0); class counts. */
+/* Row i of H (float32 or float64) as float64 into x. */
+static inline void load_row(const void *H, int f32, Py_ssize_t i, int d, double *restrict x) {
+    if (f32) {
+        const float *restrict h = (const float *)H + (size_t)i * d;
+        for (int k = 0; k < d; k++) x[k] = (double)h[k];
+    } else {
+        memcpy(x, (const double *)H + (size_t)i * d, sizeof(double) * d);
+    }
+}
+
+/* Pass 1 of one set: class sums of the rows and of the unit rows (a zero row contributes 0), class
+ * counts; the rows as float64 into X (n, d) unless X is NULL (then d <= SMALL_D: the fused pass
+ * reads H again). */
 HOT static void pass_sums(const void *H, int f32, const int64_t *restrict y, Py_ssize_t n, int d,
                           double *restrict X, double *restrict sum, double *restrict usum, int64_t *restrict counts) {
+    double row[SMALL_D];
     for (Py_ssize_t i = 0; i < n; i++) {
-        double *restrict x = X + (size_t)i * d;
-        if (f32) {
-            const float *restrict h = (const float *)H + (size_t)i * d;
-            for (int k = 0; k < d; k++) x[k] = (double)h[k];
-        } else {
-            memcpy(x, (const double *)H + (size_t)i * d, sizeof(double) * d);
-        }
+        double *restrict x = X ? X + (size_t)i * d : row;
+        load_row(H, f32, i, d, x);
         double s = 0.0;
         for (int k = 0; k < d; k++) s += x[k] * x[k];
         const double nrm = sqrt(s);
@@ -495,12 +502,12 @@ static inline void centre_row(const double *restrict x, const double *restrict m
     sqdev[c] += s;
 }
 
-/* Pass 2 of a small set, fused, two rows at a time: per row x of X (n, d), the centred row
+/* Pass 2 of a small set, fused, two rows at a time: per row x of H (n, d), the centred row
  * r = x - mean_y (squared deviations per class; the scatter S (d, dp) += r r^T over padded rows of
  * dp = round4(d) doubles), then the scores q = [x, 1] Pv (Pv (d + 1, Tp), Tp = round4(T),
  * zero-padded) and the decisions. r holds 2 dp doubles and q 2 Tp. With an odd n the last row is
  * paired with itself and counted once. */
-HOT static void pass_small(const double *restrict X, const int64_t *restrict y, Py_ssize_t n, int d, int C, int T,
+HOT static void pass_small(const void *H, int f32, const int64_t *restrict y, Py_ssize_t n, int d, int C, int T,
                            int has_w, const double *restrict mean, const double *restrict Pv, double *restrict S,
                            double *restrict sqdev, double *restrict Am, double *restrict r, double *restrict q,
                            Tally *tl) {
@@ -510,7 +517,9 @@ HOT static void pass_small(const double *restrict X, const int64_t *restrict y, 
     for (int k = d; k < dp; k++) r0[k] = r1[k] = 0.0;
     for (Py_ssize_t i = 0; i < n; i += 2) {
         const int two = i + 1 < n;
-        const double *restrict x0 = X + (size_t)i * d, *restrict x1 = two ? x0 + d : x0;
+        double x0[SMALL_D], x1[SMALL_D];
+        load_row(H, f32, i, d, x0);
+        load_row(H, f32, two ? i + 1 : i, d, x1);
         const int c0 = (int)y[i], c1 = two ? (int)y[i + 1] : c0;
         centre_row(x0, mean, c0, d, r0, sqdev);
         if (two) {
@@ -557,7 +566,7 @@ HOT static void pass_centre(double *restrict X, const int64_t *restrict y, Py_ss
 }
 
 /* Every metric of one set into vals (NV) and its class means (C, d) into mean_out (unless NULL).
- * X (n, d) and Q (n, 2C) are scratch. Returns 0; 1 when a class's sums are not finite (the caller
+ * X (n, d) and Q (n, 2C) are scratch (unused by the fused pass of small problems). Returns 0; 1 when a class's sums are not finite (the caller
  * raises, naming the bad features); 2 when a class has no sample. */
 static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int64_t *y, Py_ssize_t n, double *X,
                    double *Q, double *vals, double *mean_out) {
@@ -566,7 +575,9 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
     memset(w->sum, 0, sizeof(double) * Cd);
     memset(w->usum, 0, sizeof(double) * Cd);
     memset(w->counts, 0, sizeof(int64_t) * C);
-    pass_sums(H, f32, y, n, d, X, w->sum, w->usum, w->counts);
+    const int T = sh->has_w ? 2 * C : C;
+    const int small = d <= SMALL_D && T <= SMALL_T; /* the fused pass, which reads H itself */
+    pass_sums(H, f32, y, n, d, small ? NULL : X, w->sum, w->usum, w->counts);
     for (int c = 0; c < C; c++)
         if (w->counts[c] == 0) return 2;
     int finite = 1;
@@ -593,8 +604,6 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
      * constant) and logits w_c.h + b_c, the rows of P (d + 1, Tp), constants in row d; the NC1
      * matrix from the centred rows R: the scatter R^T R (d, d), or K = Z^T Z with Z = R M^T (n, C)
      * when that is cheaper (as the NumPy engine chooses) */
-    const int T = sh->has_w ? 2 * C : C;
-    const int small = d <= SMALL_D && T <= SMALL_T;
     const int Tp = small ? round4(T) : T;
     double *Pm = w->P;
     memset(Pm, 0, sizeof(double) * (size_t)(d + 1) * Tp);
@@ -620,7 +629,7 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
         const int dp = round4(d);
         double *S = w->S; /* (d, dp) */
         memset(S, 0, sizeof(double) * (size_t)d * dp);
-        pass_small(X, y, n, d, C, T, sh->has_w, w->mean, Pm, S, w->sqdev, w->A, w->x, w->q, &tl);
+        pass_small(H, f32, y, n, d, C, T, sh->has_w, w->mean, Pm, S, w->sqdev, w->A, w->x, w->q, &tl);
         for (int a = 0; a < d; a++) memcpy(mat + (size_t)a * d, S + (size_t)a * dp, sizeof(double) * d);
         scatter = 1;
     } else { /* BLAS products */
@@ -825,7 +834,9 @@ static PyObject *dense_sets(PyObject *self, PyObject *args) {
     Py_ssize_t nmax = 0;
     for (Py_ssize_t s = 0; s < ns; s++)
         if (hb[2 * s].view.shape[0] > nmax) nmax = hb[2 * s].view.shape[0];
-    base = malloc(sizeof(double) * (nwork + (size_t)nmax * d + (size_t)nmax * 2 * C));
+    const int fused = d <= SMALL_D && (has_w ? 2 * C : C) <= SMALL_T; /* no (n, d) or (n, 2C) scratch then */
+    const size_t nrows = fused ? 0 : (size_t)nmax;
+    base = malloc(sizeof(double) * (nwork + nrows * d + nrows * 2 * C));
     counts = malloc(sizeof(int64_t) * C);
     iws = malloc(sizeof(int) * (3 + 5 * (size_t)(C > d ? C : d)));
     if (!base || !counts || !iws) {
@@ -860,7 +871,7 @@ static PyObject *dense_sets(PyObject *self, PyObject *args) {
         const Buf *h = hb + 2 * s;
         const int f32 = h->view.itemsize == 4;
         const int rc = one_set(&sh, &w, h->view.buf, f32, hb[2 * s + 1].view.buf, h->view.shape[0], base + nwork,
-                               base + nwork + (size_t)nmax * d, (double *)vb.view.buf + s * NV,
+                               base + nwork + nrows * d, (double *)vb.view.buf + s * NV,
                                mb.held ? (double *)mb.view.buf + s * (size_t)C * d : NULL);
         if (rc) {
             bad = rc == 1 ? (long)s : -2;
