@@ -566,8 +566,9 @@ HOT static void pass_centre(double *restrict X, const int64_t *restrict y, Py_ss
 }
 
 /* Every metric of one set into vals (NV) and its class means (C, d) into mean_out (unless NULL).
- * X (n, d) and Q (n, 2C) are scratch (unused by the fused pass of small problems). Returns 0; 1 when a class's sums are not finite (the caller
- * raises, naming the bad features); 2 when a class has no sample. */
+ * X (n, d) and Q (n, 2C) are scratch (unused by the fused pass of small problems). Returns 0; 1
+ * when a class's sums are not finite (the caller raises, naming the bad features); 2 when a class
+ * has no sample. */
 static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int64_t *y, Py_ssize_t n, double *X,
                    double *Q, double *vals, double *mean_out) {
     const int C = sh->C, d = sh->d;
