@@ -381,11 +381,24 @@ typedef struct {
     double mmin, msum;
 } Tally;
 
-/* Index of the first entry of q[0..C) equal to mx (the row's maximum, no NaN in the row). */
+/* Index of the first entry of q[0..C) equal to mx (the row's maximum, no NaN in the row), without
+ * a data-dependent branch. */
 static inline int first_equal(const double *q, int C, double mx) {
-    int t = 0;
-    while (q[t] != mx) t++;
-    return t;
+    int p = C;
+    for (int t = C - 1; t >= 0; t--) p = q[t] == mx ? t : p;
+    return p;
+}
+
+/* Maximum of q[0..C) (no NaN in the row), two interleaved chains. */
+static inline double row_max(const double *q, int C) {
+    double a = q[0], b = C > 1 ? q[1] : q[0];
+    int t = 2;
+    for (; t + 1 < C; t += 2) {
+        a = q[t] > a ? q[t] : a;
+        b = q[t + 1] > b ? q[t + 1] : b;
+    }
+    if (t < C) a = q[t] > a ? q[t] : a;
+    return a > b ? a : b;
 }
 
 /* The decisions of one sample of class c from its scores q (T,): columns 0..C-1 the NCC scores,
@@ -418,18 +431,17 @@ static inline void decide_row(const double *restrict q, int c, int C, int T, int
         tl->msum += mg;
         return;
     }
-    double m0 = q[0];
-    for (int t = 1; t < C; t++) m0 = q[t] > m0 ? q[t] : m0;
-    const int p0 = first_equal(q, C, m0);
+    const int p0 = first_equal(q, C, row_max(q, C));
     tl->ncc += p0 == c;
     if (!has_w) return;
-    double m1 = zl[0], mo = -INFINITY; /* max over all, and over the other classes */
-    for (int t = 0; t < C; t++) {
-        const double v = zl[t];
-        m1 = v > m1 ? v : m1;
-        mo = (t != c && v > mo) ? v : mo;
-    }
+    const double m1 = row_max(zl, C);
     const int p1 = first_equal(zl, C, m1);
+    double mo = -INFINITY; /* the best other class: the maximum unless it is c alone */
+    if (p1 != c) {
+        mo = m1;
+    } else {
+        for (int t = 0; t < C; t++) mo = (t != c && zl[t] > mo) ? zl[t] : mo;
+    }
     tl->acc += p1 == c;
     tl->differ += p1 != p0;
     const double own = zl[c];
@@ -490,6 +502,21 @@ static inline __attribute__((always_inline)) void scores2_nv(const double *restr
     }
 }
 
+/* S (d, 4 DV) += r0 r0^T + r1 r1^T over zero-padded rows of 4 DV doubles (DV = round4(d) / 4). */
+static inline __attribute__((always_inline)) void scatter2_dv(double *restrict S, const double *restrict r0,
+                                                               const double *restrict r1, int d, const int DV) {
+    v4d v0[SMALL_D / 4], v1[SMALL_D / 4];
+    for (int j = 0; j < DV; j++) {
+        v0[j] = vload(r0 + 4 * j);
+        v1[j] = vload(r1 + 4 * j);
+    }
+    for (int a = 0; a < d; a++) {
+        const v4d ra0 = {r0[a], r0[a], r0[a], r0[a]}, ra1 = {r1[a], r1[a], r1[a], r1[a]};
+        double *srow = S + (size_t)a * 4 * DV;
+        for (int j = 0; j < DV; j++) vstore(srow + 4 * j, vload(srow + 4 * j) + ra0 * v0[j] + ra1 * v1[j]);
+    }
+}
+
 /* The centred row r (dp,) = x - mean_c, zero-padded beyond d; adds its squared norm to sqdev[c]. */
 static inline void centre_row(const double *restrict x, const double *restrict mean, int c, int d,
                               double *restrict r, double *restrict sqdev) {
@@ -527,11 +554,11 @@ HOT static void pass_small(const void *H, int f32, const int64_t *restrict y, Py
         } else {
             for (int k = 0; k < d; k++) r1[k] = 0.0; /* contributes nothing to the scatter */
         }
-        for (int a = 0; a < d; a++) {
-            const v4d ra0 = {r0[a], r0[a], r0[a], r0[a]}, ra1 = {r1[a], r1[a], r1[a], r1[a]};
-            double *srow = S + (size_t)a * dp;
-            for (int j = 0; j < dp; j += 4)
-                vstore(srow + j, vload(srow + j) + ra0 * vload(r0 + j) + ra1 * vload(r1 + j));
+        switch (dp / 4) { /* a constant vector count: the centred rows stay in registers */
+        case 1: scatter2_dv(S, r0, r1, d, 1); break;
+        case 2: scatter2_dv(S, r0, r1, d, 2); break;
+        case 3: scatter2_dv(S, r0, r1, d, 3); break;
+        default: scatter2_dv(S, r0, r1, d, 4); break;
         }
         switch (NV) { /* a constant vector count: the accumulators stay in registers */
         case 1: scores2_nv(x0, x1, d, Pv, q0, q1, 1); break;
