@@ -4,7 +4,7 @@
  *
  * Why C: at the sizes of a tracked epoch (n ~ 4000, d = C = 10) the NumPy code is ~130 calls on
  * small arrays, ~0.9 ms of fixed call overhead of its 1.4 ms; here the same arithmetic is two
- * passes over the samples and O(C^2 d) loops, 0.40-0.46 ms. Built at install time (setup.py,
+ * passes over the samples and O(C^2 d) loops, 0.36-0.45 ms. Built at install time (setup.py,
  * optional: without a C compiler nclab runs the NumPy code). No NumPy C API: arrays arrive through
  * the buffer protocol and results are written into arrays the caller allocated; the products of
  * larger problems and the eigendecompositions use SciPy's BLAS/LAPACK through the function pointers

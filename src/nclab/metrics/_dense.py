@@ -16,7 +16,7 @@ r"""The dense engine: the full metric set of a small CPU problem in float64, by 
 
 The engine runs the C kernel ``nclab.metrics._ckernels`` (``_ckernels.c``, built by ``pip install``
 where a C compiler exists) and falls back to the NumPy code below without it: every set in one
-compiled call, 0.40-0.46 ms for a tracked epoch's two sets against 1.3-1.5 ms for the NumPy code
+compiled call, 0.36-0.45 ms for a tracked epoch's two sets against 1.3-1.5 ms for the NumPy code
 (docs/metrics.md, "The compiled kernel"). Tests run every metric on both, and compare them directly
 on random problems.
 
