@@ -25,14 +25,14 @@
 #include <string.h>
 
 /* The interface version nclab/metrics/_dense.py expects (a stale build of an older source is not used). */
-#define KERNEL_VERSION 2
+#define KERNEL_VERSION 3
 
 /* Columns of dense_sets' value array, one row per set (nclab/metrics/_dense.py names them). */
 enum {
     V_CDNV, V_EQUINORM, V_EQUIANGULAR, V_ETF, V_OF, V_GVAR, V_LVAR, V_INTRA_MIN, V_INTRA_MEAN,
     V_INTER_MAX, V_EQUINORM_W, V_EQUIANGULAR_W, V_ETF_W, V_NC3_ETF, V_OF_W, V_DUALITY, V_UNC3,
     V_NC1, V_NC1_QUOTIENT, V_TRACE_B, V_NCC_ACC, V_ACC, V_NC4, V_MARGIN_MIN, V_MARGIN_MEAN, V_MARGIN_NORM,
-    V_ALL_ZERO, V_SOME_ZERO, V_FINITE, NV
+    V_ALL_ZERO, V_SOME_ZERO, NV
 };
 
 /* ---- buffers ----------------------------------------------------------------------------- */
@@ -616,7 +616,6 @@ static int one_set(const Shared *sh, Work *w, const void *H, int f32, const int6
             w->Sb[j] = w->usum[j] / (double)w->counts[c];
             finite = finite && isfinite(w->mean[j]) && isfinite(w->Sb[j]);
         }
-    vals[V_FINITE] = finite;
     if (!finite) return 1;
     if (mean_out) memcpy(mean_out, w->mean, sizeof(double) * Cd);
     /* centred means M = mean - mu_G, mu_G the mean of the class means */

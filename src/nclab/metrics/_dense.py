@@ -42,7 +42,7 @@ from nclab.metrics._kernels import nc1_value, warn_degenerate_means
 from nclab.metrics._validate import check_finite
 
 #: Interface version of the compiled kernel this code calls (KERNEL_VERSION in _ckernels.c).
-_KERNEL_VERSION = 2
+_KERNEL_VERSION = 3
 try:  # built at install time where a C compiler is available (setup.py); optional
     from nclab.metrics import _ckernels
 except ImportError:  # pragma: no cover - depends on the install
@@ -465,7 +465,7 @@ _CK_COLUMNS = (
     "cosine_intra_min", "cosine_intra_mean", "cosine_inter_max", "nc2_equinorm_w", "nc2_equiangular_w",
     "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality", "unc3_var", "nc1", "nc1_quotient", "trace_b", "ncc_accuracy",
     "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean", "margin_normalized_min", "all_zero",
-    "some_zero", "finite",
+    "some_zero",
 )
 _CK_ALL_ZERO, _CK_SOME_ZERO = _CK_COLUMNS.index("all_zero"), _CK_COLUMNS.index("some_zero")
 _CK_CDNV = _CK_COLUMNS.index("cdnv")
@@ -477,7 +477,7 @@ def _ck_keys(has_w: bool, pairwise: bool) -> tuple[tuple[str, ...], tuple[int, .
     their columns."""
     from nclab.metrics.functional import METRIC_ORDER
 
-    skip = {"trace_b", "all_zero", "some_zero", "finite"}
+    skip = {"trace_b", "all_zero", "some_zero"}
     if not has_w:
         skip |= {"nc2_equinorm_w", "nc2_equiangular_w", "nc2_etf_w", "nc3_etf", "nc2_of_w", "nc3_duality",
                  "unc3_var", "accuracy", "nc4_ncc_mismatch", "margin_min", "margin_mean"}

@@ -11,9 +11,9 @@ samples per class and M for d; Tirer & Bruna (ICML 2022, seed 004) write K for C
 Engines
 -------
 Small CPU problems (:func:`nclab.metrics._dense.dense_fits`: n (d + 2C) <= 2^18, C <= 128) go to the
-dense NumPy engine of :mod:`nclab.metrics._dense`, which computes the same numbers in ~100 array
-calls; :func:`collapse_metrics_many` runs several sets through it in one pass. Everything else goes
-to the streaming engine below.
+dense engine of :mod:`nclab.metrics._dense`, which computes the same numbers in one compiled call (or,
+without the C kernel, ~100 NumPy calls); :func:`collapse_metrics_many` runs several sets through it
+at once. Everything else goes to the streaming engine below.
 
 :func:`collapse_metrics` (streaming engine) makes two passes over in-memory features, ``chunk`` rows at a time:
 

@@ -142,9 +142,9 @@ def tracked_evaluation(
     # every collapse metric of the train features (observed labels) and the test features (true
     # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
     h_train, h_test = _cat(train_feats), _cat(test_feats)
-    test_means = None
+    train_means = test_means = None
     if ct == num_classes:
-        (m_train, m_test), (_, test_means) = collapse_metrics_many(
+        (m_train, m_test), (train_means, test_means) = collapse_metrics_many(
             [(h_train, train.labels), (h_test, test.true_labels)], weights=w, bias=b, num_classes=num_classes,
             names=["train features", "test features"], return_means=True,
         )
@@ -180,7 +180,7 @@ def tracked_evaluation(
 
     extra: dict[str, Any] = {}
     if (num_classes, h_train.shape[1]) == (2, 2):  # the only shape the sub-optimal check applies to
-        extra["train_class_means"] = _class_means(h_train, train.labels, 2)
+        extra["train_class_means"] = train_means if train_means is not None else _class_means(h_train, train.labels, 2)
     return rec, extra
 
 
