@@ -9,6 +9,7 @@ epoch e continues exactly as the uninterrupted run would have.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import torch
 
 from nclab.data import Dataset, Split, load_dataset
-from nclab.errors import NCLabError, NonFiniteError, SpecError
+from nclab.errors import InputFileError, NCLabError, NonFiniteError, SpecError
 from nclab.losses import make_loss
 from nclab.nets import build_net
 from nclab.train.config import TrainConfig, TrainResult
@@ -64,22 +65,57 @@ def _subsample(split: Split, k: int | None, seed: int) -> Split:
     return split.take(idx.to(split.x.device))
 
 
+def _plain(obj: Any) -> Any:
+    """``obj`` with NumPy scalars and arrays turned into Python numbers and lists.
+
+    A checkpoint holds only tensors and plain types (dict, list, tuple, str, int, float, bool,
+    None) so that it loads with ``torch.load(..., weights_only=True)``, which never unpickles
+    arbitrary objects (a crafted checkpoint cannot run code).
+    """
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(v) for v in obj)
+    if isinstance(obj, torch.Tensor) or obj is None or isinstance(obj, (str, bool, int, float)):
+        return obj
+    if hasattr(obj, "tolist"):  # NumPy scalars and arrays
+        return obj.tolist()
+    return obj
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(_plain(state), tmp)
+        os.replace(tmp, path)  # atomic: an interrupt never leaves a half-written checkpoint
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a failed write or rename leaves no temporary file behind
+        why = exc.strerror or type(exc).__name__
+        raise InputFileError(
+            f"cannot write checkpoint {path} ({why}); pass a writable checkpoint_dir or none."
+        ) from None
 
 
 def _load_checkpoint(path: Path, config: TrainConfig) -> dict[str, Any] | None:
     if not (config.resume and path.is_file()):
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only; a pickled object (code) is refused
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise SpecError(f"cannot read checkpoint {path} ({exc}); delete it or pass resume=False.") from None
-    old = state.get("identity", {})
-    new = config.identity()
+        first = " ".join(str(exc).split())[:160]
+        raise SpecError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}: {first}); delete it or pass resume=False."
+        ) from None
+    keys = ("epoch", "model", "optimizer", "scheduler", "history", "tpt_epoch", "identity")
+    if not isinstance(state, dict) or any(k not in state for k in keys):
+        raise SpecError(f"{path} is not an nclab checkpoint; delete it or pass resume=False.")
+    old = state["identity"] if isinstance(state["identity"], dict) else {}
+    new = _plain(config.identity())
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
         k = diff[0]
@@ -200,12 +236,17 @@ def train(
     resumed_from = None
     state = _load_checkpoint(ckpt, config) if ckpt else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history = list(state["history"])
-        tpt_epoch = state["tpt_epoch"]
-        start = resumed_from = int(state["epoch"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history = list(state["history"])
+            tpt_epoch = None if state["tpt_epoch"] is None else int(state["tpt_epoch"])
+            start = resumed_from = int(state["epoch"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            first = " ".join(str(exc).split())[:160]
+            raise SpecError(f"checkpoint {ckpt} does not fit this run ({type(exc).__name__}: {first}); "
+                            "delete it or pass resume=False.") from None
 
     last_extra: dict[str, Any] | None = None
     for epoch in range(start + 1, config.epochs + 1):
