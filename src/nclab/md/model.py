@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
+from nclab._resources import check_memory
 from nclab.errors import ConvergenceWarning, SpecError
 from nclab.md._dist import _binary_nodes, _check_dist, _class_nodes
 from nclab.md._losses import _ls_grad, _ls_loss, _phi, _softplus
@@ -299,6 +300,34 @@ def _f_general(cfg: _NCConfig, r, lam: float, nodes) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _memory_bytes(num_classes, dim, points: int, *, with_u: bool) -> int:
+    """Lower bound of the float64 working set of the MD solve (bytes), from the sizes alone.
+
+    H and W (N, M) each; for N > 2 the class-0 nodes (4096, N) and, per batch of ``points``
+    dilations, the node points and their logits (points, 4096, N) each; with ``with_u`` the
+    returned noisy features U (N, N, M).
+    """
+    n = int(num_classes)
+    m = n if dim is None else max(int(dim), n)
+    values = 2 * n * m
+    if n > 2:
+        values += 4096 * n + 2 * int(points) * 4096 * n
+    if with_u:
+        values += n * n * m
+    return 8 * values
+
+
+def _check_size(num_classes, dim, points: int, *, with_u: bool) -> None:
+    try:
+        n = int(num_classes)
+    except (TypeError, ValueError):
+        return  # not a number: _nc_configuration names the problem
+    if n < 2:
+        return
+    check_memory(_memory_bytes(n, dim, points, with_u=with_u), f"the MD model with num_classes={n}",
+                 "Use fewer classes (the N-class extension is meant for N up to a few hundred).")
+
+
 def _validate(eta, c_md, n_grid):
     eta = float(eta)
     if not math.isfinite(eta) or eta < 0:
@@ -380,6 +409,7 @@ def md_objective(
     eta, c_md, _ = _validate(eta, c_md, 3)
     if eta == 0:
         raise SpecError("md_objective needs eta > 0 (with eta = 0 the noisy term vanishes).")
+    _check_size(num_classes, None, np.size(r), with_u=False)
     cfg = _nc_configuration(alpha, lambda_w=lambda_w, lambda_h=lambda_h, num_classes=num_classes)
     return _Reduced(cfg, eta, c_md, _check_dist(dist))(np.atleast_1d(np.asarray(r, dtype=float)))
 
@@ -450,6 +480,7 @@ def solve_md(
     if n_grid is None:
         n_grid = 257 if int(num_classes) == 2 else 49
     eta, c_md, n_grid = _validate(eta, c_md, n_grid)
+    _check_size(num_classes, dim, n_grid, with_u=True)
     cfg = _nc_configuration(alpha, lambda_w=lambda_w, lambda_h=lambda_h, num_classes=num_classes, dim=dim)
     n, m = cfg.H.shape
     delta = cfg.h_dist

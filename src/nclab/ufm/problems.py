@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from nclab._resources import check_memory
 from nclab.errors import SpecError
 
 __all__ = ["MODELS", "BIASES", "UFMProblem"]
@@ -111,6 +112,11 @@ class UFMProblem:
         _int("num_classes", self.num_classes, 2)
         _int("per_class", self.per_class, 1)
         _int("dim", self.dim, 1)
+        check_memory(
+            self.memory_bytes(),
+            f"a {self.model} UFM with num_classes={self.num_classes}, per_class={self.per_class}, dim={self.dim}",
+            "Reduce the number of classes, the samples per class or the dimension.",
+        )
         _nonneg("lambda_w", self.lambda_w)
         _nonneg("lambda_h", self.lambda_h)
         _nonneg("lambda_b", self.lambda_b)
@@ -178,6 +184,25 @@ class UFMProblem:
         if self.model == "fixed-etf":
             return {"H": (d, n)}
         return {"V": (c, d), "U": (d, n)}  # norm-constrained
+
+    def memory_bytes(self, solver: str | None = None) -> int:
+        """Lower bound of the float64 working set in bytes, computed from the sizes alone.
+
+        Always held at once: the parameters x and their gradient (2 P values), the logits (N, C)
+        and their gradient (2 N C), and for ``fixed-etf`` the ETF (C, d) plus the rotation
+        (d, d) when one is asked for. ``solver="fast"`` adds L-BFGS's m (s, y) pairs (m = 20 up
+        to 10^4 parameters, else 5) and its search direction; ``"gd"`` adds the trial point.
+        """
+        c, d, n = int(self.num_classes), int(self.dim), int(self.num_classes) * int(self.per_class)
+        params = sum(math.prod(s) for s in self.param_shapes().values())
+        values = 2 * params + 2 * n * c
+        if self.model == "fixed-etf":
+            values += c * d + (d * d if self.etf_rotation_seed is not None else 0)
+        if solver == "fast":
+            values += (2 * (20 if params <= 10_000 else 5) + 1) * params
+        elif solver == "gd":
+            values += params
+        return 8 * values
 
     def num_params(self) -> int:
         return sum(int(np.prod(s)) for s in self.param_shapes().values())

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from nclab._resources import check_memory
 from nclab.errors import ConvergenceWarning, SpecError
 from nclab.ufm._threads import single_thread as _single_thread
 from nclab.ufm.problems import UFMProblem
@@ -292,6 +293,11 @@ def solve(
     """
     if solver not in ("fast", "gd"):
         raise SpecError(f"solver must be 'fast' or 'gd'; got {solver!r}.")
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0 and math.isfinite(tol)):
+        raise SpecError(f"tol must be a finite number >= 0 (a relative gradient norm); got {tol!r}.")
+    check_memory(problem.memory_bytes(solver),
+                 f"the {solver} solver on {problem.num_params():,} parameters",
+                 "Reduce the problem size, or use solver='gd' (fewer vectors held).")
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise SpecError(f"restarts must be an integer >= 1; got {restarts!r}.")
     if restarts > 1 and init is None:
