@@ -15,11 +15,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "measure": ("nclab.hooks", "measure"),
+    "measure": ("nclab.measure", None),  # the package, callable as measure(model, loader)
     "collapse_metrics": ("nclab.metrics", "collapse_metrics"),
     "ClassStats": ("nclab.metrics", "ClassStats"),
     "CollapseTracker": ("nclab.metrics", "CollapseTracker"),
-    "load_features": ("nclab.io", "load_features"),
+    "load_features": ("nclab.measure.files", "load_features"),
     "NCLabError": ("nclab.errors", "NCLabError"),
 }
 
@@ -29,7 +29,8 @@ __all__ = ["__version__", *_LAZY]
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        mod = importlib.import_module(module)
+        value = mod if attr is None else getattr(mod, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nclab' has no attribute {name!r}")
