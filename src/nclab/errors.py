@@ -14,6 +14,7 @@ __all__ = [
     "NonFiniteError",
     "InputFileError",
     "SpecError",
+    "MissingExtraError",
     "ConvergenceWarning",
     "DegenerateWarning",
 ]
@@ -41,6 +42,11 @@ class InputFileError(NCLabError, OSError):
 
 class SpecError(NCLabError, ValueError):
     """An invalid option, configuration or experiment specification."""
+
+
+class MissingExtraError(NCLabError, ModuleNotFoundError):
+    """An optional dependency that is not installed; the message names the ``pip install "nclab[...]"``
+    that brings it (see :mod:`nclab._extras`)."""
 
 
 class ConvergenceWarning(UserWarning):

@@ -24,7 +24,8 @@ app = typer.Typer(
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn an :class:`~nclab.errors.NCLabError` into one line on stderr and exit status 2."""
+    """Turn an :class:`~nclab.errors.NCLabError`, or a missing optional dependency (an extra
+    such as ``nclab[lab]``, :mod:`nclab._extras`), into one line on stderr and exit status 2."""
     from nclab.errors import NCLabError
 
     try:
@@ -33,9 +34,25 @@ def user_errors() -> Iterator[None]:
         msg = " ".join(str(exc).split())
         typer.echo(f"error: {msg}", err=True)
         raise typer.Exit(code=2) from None
+    except ModuleNotFoundError as exc:
+        from nclab._extras import missing_extra_message
+
+        msg = missing_extra_message(exc, _command_name())
+        if msg is None:
+            raise
+        typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(code=2) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(code=130) from None
+
+
+def _command_name() -> str:
+    """``nclab <command>`` of the running click context (for messages)."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "nclab"
 
 
 def print_json(obj: Any) -> None:

@@ -67,6 +67,10 @@ def _run(name, preset, sets, store, backend, workers, address, progress, as_json
     from nclab.experiments import parse_overrides, plan_experiment, run_experiment
 
     overrides = parse_overrides(sets)
+    if not dry_run:
+        from nclab._extras import require_extra
+
+        require_extra("lab", what="running experiments")  # at once, not in every cell
     if dry_run:
         cells = plan_experiment(name, preset, overrides)
         if as_json:
@@ -143,6 +147,9 @@ def report_command(
 ) -> None:
     """Write the figures (PNG, SVG) and a self-contained HTML report from the store."""
     with user_errors():
+        from nclab._extras import require_extra
+
+        require_extra("lab", what="nclab report")
         from nclab.report import build_report
 
         path = build_report(store, out, names=names or None, preset=preset,
@@ -170,6 +177,10 @@ def reproduce_command(
         import time
 
         from rich.console import Console
+
+        from nclab._extras import require_extra
+
+        require_extra("lab", what="nclab reproduce")
 
         from nclab.experiments import experiment_names, get_experiment, run_experiment
         from nclab.report import build_report

@@ -92,6 +92,10 @@ def sweep(
     with user_errors():
         import numpy as np
 
+        from nclab._extras import require
+
+        require("matplotlib", what="nclab md sweep (its figure)")  # before the sweep, not after
+
         from nclab.errors import SpecError
         from nclab.md import md_sweep, plot_md_sweep, plot_theorem_check
 

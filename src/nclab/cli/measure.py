@@ -48,7 +48,7 @@ def measure(
     file: Annotated[Optional[Path], typer.Argument(help="Feature file (.npz, .pt, .safetensors) with 'features' and 'labels'.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metric values.")] = False,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes (default: max label + 1).")] = None,
-    demo: Annotated[bool, typer.Option("--demo", help="Train a small MLP on MNIST-1D, save its features and measure them.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Train a small MLP on a Gaussian-mixture task (nclab.demo), save its features and measure them.")] = False,
     out: Annotated[Path, typer.Option(help="Where --demo writes its feature file.")] = Path("nclab-demo/features.npz"),
 ) -> None:
     """Measure neural collapse (NC1-NC5, CDNV, cosines, margins, memorization) of saved features."""
@@ -59,14 +59,14 @@ def measure(
             from nclab.demo import make_demo
 
             if not as_json:
-                typer.echo("training a 3x256 BN MLP on MNIST-1D (about 20 s on 2 cores) ...", err=True)
+                typer.echo("training a 3x256 BN MLP on a 10-class Gaussian mixture (a few seconds) ...", err=True)
             info = make_demo(out)
             if not as_json:
                 typer.echo(f"wrote {info['path']}: train acc {info['train_acc']:.3f}, test acc {info['test_acc']:.3f}", err=True)
             file = Path(info["path"])
         if file is None:
             raise SpecError("pass a feature file (nclab measure FILE) or --demo.")
-        from nclab.io import load_features
+        from nclab.measure.files import load_features
         from nclab.metrics import collapse_metrics
 
         data = load_features(file)

@@ -25,6 +25,10 @@ def verify(
     with user_errors():
         from nclab.ufm.checks import convergence_traces, run_checks
 
+        if plots is not None:
+            from nclab._extras import require
+
+            require("matplotlib", what="nclab verify --plots")  # before the checks, not after
         rows = run_checks(quick=quick)
         written = []
         if plots is not None:
