@@ -11,19 +11,22 @@ from torch import nn
 
 from nclab.errors import SpecError
 from nclab.nets.base import TappedNet
-from nclab.nets.cifar import resnet18_blocks, vgg13_blocks
+from nclab.nets.cifar import CNN_BLOCKS, CNN_FEATURE_DIMS
 from nclab.nets.heads import FixedETFHead
 from nclab.nets.mlp import mlp_blocks
 
-__all__ = ["NetSpec", "build_net"]
+__all__ = ["ARCHS", "NetSpec", "build_net"]
 
 _CONSTRAINTS: dict[str, tuple[str, ...]] = {
-    "arch": ("mlp", "resnet18", "vgg13"),
+    "arch": ("mlp", *CNN_BLOCKS),
     "activation": ("relu", "sigmoid"),
     "batch_norm": ("affine", "non-affine", "none"),
     "head": ("linear", "etf"),
     "head_transform": ("none", "permute", "rotate"),
 }
+
+ARCHS: tuple[str, ...] = _CONSTRAINTS["arch"]
+"""Architecture names accepted by ``NetSpec.arch``: ``mlp`` and the CIFAR CNNs."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,10 @@ class NetSpec:
 
     Attributes
     ----------
-    arch : {"mlp", "resnet18", "vgg13"}, default="mlp"
-        Architecture; ResNet18 / VGG13 are the CIFAR forms and need image inputs (C, H, W).
+    arch : {"mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"}, default="mlp"
+        Architecture; the CNNs are the CIFAR forms of :mod:`nclab.nets.cifar` and need image
+        inputs (C, H, W). Native feature dimensions: ResNet18 / VGG11 / VGG13 512, ResNet32 64,
+        DenseNet121 1024.
     depth : int, default=9
         MLP hidden layers (paper preset: 9).
     width : int, default=2048
@@ -46,9 +51,11 @@ class NetSpec:
         MLP block order Linear -> act -> BN (seed 003, Def. 3.2.1) instead of Linear -> BN -> act.
     penultimate_width : int or None, default=None
         Feature dimension M; None means M = number of classes for the MLP (seed 001) and the
-        native 512 for the CNNs (an int adds a Linear-BN-ReLU feature block to a CNN).
+        native dimension for the CNNs (an int adds a Linear-BN-ReLU feature block to a CNN).
     head : {"linear", "etf"}, default="linear"
-        Trainable linear head, or a fixed simplex-ETF head (seed 002, Sec. 5.2).
+        Trainable linear head, or a fixed simplex-ETF head (seed 002, Sec. 5.2); when the
+        number of classes C exceeds d + 1 the fixed head is the classifier of a cross-entropy
+        UFM instead, as seed 002 does (see :func:`nclab.nets.heads.classifier_frame`).
     head_bias : bool, default=True
         Bias of the linear head (an ETF head has none).
     head_transform : {"none", "permute", "rotate"}, default="none"
@@ -59,7 +66,7 @@ class NetSpec:
         Fixed logit scale of the ETF head.
     """
 
-    arch: Literal["mlp", "resnet18", "vgg13"] = "mlp"
+    arch: Literal["mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"] = "mlp"
     depth: int = 9
     width: int = 2048
     activation: Literal["relu", "sigmoid"] = "relu"
@@ -114,7 +121,7 @@ def build_net(spec: NetSpec, *, input_shape: tuple[int, ...], num_classes: int) 
     Raises
     ------
     SpecError
-        A CNN on non-image inputs, or an ETF head wider than the features allow.
+        A CNN on non-image inputs.
     """
     if num_classes < 2:
         raise SpecError(f"num_classes must be >= 2; got {num_classes}.")
@@ -132,11 +139,11 @@ def build_net(spec: NetSpec, *, input_shape: tuple[int, ...], num_classes: int) 
             raise SpecError(
                 f"{spec.arch} needs image inputs of shape (channels, H, W); got {tuple(input_shape)}. Use arch='mlp'."
             )
-        blocks = (resnet18_blocks if spec.arch == "resnet18" else vgg13_blocks)(input_shape[0])
-        dim = 512
+        blocks = CNN_BLOCKS[spec.arch](input_shape[0])
+        dim = CNN_FEATURE_DIMS[spec.arch]
         if spec.penultimate_width is not None:
             m = spec.penultimate_width
-            blocks.append(("features", nn.Sequential(nn.Linear(512, m), nn.BatchNorm1d(m), nn.ReLU())))
+            blocks.append(("features", nn.Sequential(nn.Linear(dim, m), nn.BatchNorm1d(m), nn.ReLU())))
             dim = m
     if spec.head == "etf":
         head: nn.Module = FixedETFHead(num_classes, dim, transform=spec.head_transform, seed=spec.head_seed, scale=spec.head_scale)
