@@ -19,7 +19,7 @@ def data():
     g = torch.Generator().manual_seed(0)
     n, d, C = 50, 6, 4
     y = torch.arange(n) % C
-    x = torch.randn(n, d, generator=g) + 3 * torch.eye(C, d)[y]
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) + 3 * torch.eye(C, d, dtype=torch.float64)[y]
     return x, y
 
 
@@ -42,7 +42,7 @@ def main(out_dir):
         st.update(xs[i:i + 5], ys[i:i + 5])
     all_reduce_stats(st)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4))
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 4)).double()  # float64: rank-independent rows
     res = measure(model, [(xs[i:i + 4], ys[i:i + 4]) for i in range(0, len(xs), 4)], layers=["1"])
     empty = ClassStats(4)  # a rank with nothing on rank 0
     if rank == 1:
