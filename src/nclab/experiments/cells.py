@@ -136,9 +136,9 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no per-trial tables on the console
     import ray
     from ray import tune
-    from ray.tune.schedulers import HyperBandScheduler
 
     from nclab.experiments.runner import CellResult
+    from nclab.experiments.search import hyperband, make_searcher, tune_space
     from nclab.train import train
 
     c = dict(config)
@@ -171,18 +171,11 @@ def tune_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
         started = True
     try:
         n_cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        if c.get("tune_search", "auto") == "random":
-            search_name, searcher = "random", None
-            param_space = {k: (tune.loguniform(*a) if kind == "loguniform" else
-                               tune.uniform(*a) if kind == "uniform" else tune.choice(a[0]))
-                           for k, (kind, *a) in spec.items()}
-        else:
-            from nclab.experiments.search import GPSearch
-
-            search_name, param_space = "gp-bayes-ei", {}
-            searcher = GPSearch(spec, metric="val_acc", mode="max", seed=seed)
-        scheduler = HyperBandScheduler(time_attr="epoch", max_t=epochs, metric="val_acc",
-                                       mode="max")
+        kind = c.get("tune_search", "bayes")
+        searcher = make_searcher(kind, spec, metric="val_acc", mode="max", seed=seed)
+        search_name = {"bayes": "optuna-gp", "tpe": "optuna-tpe"}.get(kind, kind)
+        param_space = tune_space(spec) if searcher is None else {}
+        scheduler = hyperband(max_t=epochs, metric="val_acc", mode="max")
         with tempfile.TemporaryDirectory() as tmp:
             tuner = tune.Tuner(
                 tune.with_resources(trainable, {"cpu": 1}),
