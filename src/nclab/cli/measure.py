@@ -40,14 +40,18 @@ _DESCRIPTIONS = {
     "memorization_mean": "per noisy sample",
     "noisy_fraction": "fraction of noisy training labels",
     "nc5_ood": "mean |cos(mu_c, mu_G^ood)|",
+    "num_samples": "samples measured",
+    "num_classes": "classes of the classifier / labels",
+    "num_classes_present": "classes with at least one sample",
 }
 
 
 @app.command()
 def measure(
-    file: Annotated[Optional[Path], typer.Argument(help="Feature file (.npz, .pt, .safetensors) with 'features' and 'labels'.")] = None,
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Feature file(s) (.npz, .pt, .safetensors) with 'features' and 'labels'; several files are shards of one set, merged exactly.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metric values.")] = False,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes (default: max label + 1).")] = None,
+    classes: Annotated[str, typer.Option(help="all (every class needs a sample) | present (metrics over the classes with samples).")] = "all",
     demo: Annotated[bool, typer.Option("--demo", help="Train a small MLP on a Gaussian-mixture task (nclab.demo), save its features and measure them.")] = False,
     out: Annotated[Path, typer.Option(help="Where --demo writes its feature file.")] = Path("nclab-demo/features.npz"),
 ) -> None:
@@ -63,27 +67,20 @@ def measure(
             info = make_demo(out)
             if not as_json:
                 typer.echo(f"wrote {info['path']}: train acc {info['train_acc']:.3f}, test acc {info['test_acc']:.3f}", err=True)
-            file = Path(info["path"])
-        if file is None:
+            files = [Path(info["path"])]
+        if not files:
             raise SpecError("pass a feature file (nclab measure FILE) or --demo.")
-        from nclab.measure.files import load_features
-        from nclab.metrics import collapse_metrics
+        from nclab.measure.files import measure_files
 
-        data = load_features(file)
-        result = collapse_metrics(
-            data["features"], data["labels"], weights=data.get("weights"), bias=data.get("bias"),
-            num_classes=num_classes, test_features=data.get("test_features"),
-            test_labels=data.get("test_labels"), true_labels=data.get("true_labels"),
-            ood_features=data.get("ood_features"),
-        )
+        result = measure_files(files, num_classes=num_classes, classes=classes)
         if as_json:
             print_json(result)
             return
         from rich.console import Console
         from rich.table import Table
 
-        n, d = data["features"].shape
-        table = Table(title=f"{file}  (n={n}, d={d})")
+        names = ", ".join(str(f) for f in files)
+        table = Table(title=f"{names}  (n={result['num_samples']})")
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("meaning")
