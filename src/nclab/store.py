@@ -47,6 +47,8 @@ from nclab.errors import InputFileError, SpecError
 
 __all__ = [
     "DEFAULT_STORE",
+    "METRIC_ALIASES",
+    "StoreError",
     "RunRecord",
     "StoredRun",
     "default_store_path",
@@ -57,6 +59,7 @@ __all__ = [
     "fetch_history",
     "fetch_final",
     "list_experiments",
+    "require_experiments",
     "delete_experiment",
     "table_rows",
     "export_csv",
@@ -182,6 +185,93 @@ class StoredRun:
     cpu_s: float | None = None
 
 
+class StoreError(InputFileError):
+    """The results store cannot be read or written: full disk, I/O error, corruption, lock."""
+
+
+def _store_error(path: str, exc: BaseException) -> StoreError:
+    """One-line :class:`StoreError` for a SQLite error on the store at ``path``."""
+    msg = " ".join(str(exc).split())
+    low = msg.lower()
+    if "disk i/o error" in low or "disk is full" in low or "database or disk is full" in low:
+        return StoreError(f"disk full / I/O error writing {path} (sqlite: {msg}); free some space or "
+                          "pass another --store PATH")
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StoreError(f"results store {path} is corrupted (sqlite: {msg}); recover its rows with "
+                          f"`sqlite3 {path} \".recover\" | sqlite3 {path}.recovered` or pass another --store PATH")
+    if "readonly" in low or "read-only" in low:
+        return StoreError(f"results store {path} is read-only (sqlite: {msg}); make it writable or pass "
+                          "another --store PATH")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"results store {path} is locked by another process (sqlite: {msg}); retry when it "
+                          "has finished")
+    if "unable to open" in low:
+        return StoreError(f"cannot open results store {path} (sqlite: {msg}); pass a writable --store PATH")
+    return StoreError(f"results store {path}: sqlite error: {msg}")
+
+
+def _translated(path_of: Any):
+    """Decorator: sqlite3 operational/corruption errors become a :class:`StoreError` naming the file."""
+
+    def wrap(fn):
+        def inner(self, *args, **kwargs):
+            try:
+                return fn(self, *args, **kwargs)
+            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+                if type(exc) not in (sqlite3.OperationalError, sqlite3.DatabaseError):
+                    raise  # IntegrityError & co.: a bug, not a property of the file
+                raise _store_error(path_of(self), exc) from None
+
+        inner.__name__ = fn.__name__
+        inner.__doc__ = fn.__doc__
+        return inner
+
+    return wrap
+
+
+class _StoreCursor(sqlite3.Cursor):
+    """A cursor whose SQLite errors (also those raised lazily while fetching) name the store."""
+
+    def _path(self) -> str:
+        return getattr(self.connection, "path", "?")
+
+    execute = _translated(_path)(sqlite3.Cursor.execute)
+    executemany = _translated(_path)(sqlite3.Cursor.executemany)
+    fetchone = _translated(_path)(sqlite3.Cursor.fetchone)
+    fetchmany = _translated(_path)(sqlite3.Cursor.fetchmany)
+    fetchall = _translated(_path)(sqlite3.Cursor.fetchall)
+    __next__ = _translated(_path)(sqlite3.Cursor.__next__)
+
+
+class _StoreConnection(sqlite3.Connection):
+    """A store connection: knows its file (``path``) and hands out :class:`_StoreCursor` s."""
+
+    path: str = "?"
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = self.cursor(_StoreCursor)
+        cur.execute(sql, parameters)
+        return cur
+
+    def executemany(self, sql: str, seq: Any) -> sqlite3.Cursor:  # type: ignore[override]
+        cur = self.cursor(_StoreCursor)
+        cur.executemany(sql, seq)
+        return cur
+
+    @_translated(lambda self: self.path)
+    def executescript(self, script: str) -> sqlite3.Cursor:  # type: ignore[override]
+        return super().executescript(script)
+
+
+def _rollback(conn: Any) -> None:
+    """Roll back the open transaction; where SQLite already rolled back (after a disk I/O error)
+    the ROLLBACK itself fails, and that error must not hide the original one."""
+    try:
+        conn.execute("ROLLBACK")
+    except (sqlite3.Error, StoreError):
+        pass
+
+
 def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sqlite3.Connection:
     """Open (and if needed create) the store at ``path``.
 
@@ -207,14 +297,27 @@ def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sq
     memory = str(path) == ":memory:"
     if not memory:
         p = Path(path)
+        if p.is_dir():
+            raise InputFileError(f"results store {str(p)!r} is a directory; pass a file, e.g. "
+                                 f"--store {p / DEFAULT_STORE}")
+        if p.exists() and not p.is_file():
+            raise InputFileError(f"results store {str(p)!r} is not a regular file; pass another --store PATH")
         if not p.exists() and not create:
             raise InputFileError(
                 f"results store {str(p)!r} does not exist; run an experiment first "
                 "(nclab run NAME) or pass --store PATH"
             )
-        if p.parent and not p.parent.exists():
-            p.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None)
+        try:
+            if p.parent and not p.parent.exists():
+                p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputFileError(f"cannot create the folder of results store {str(p)!r} "
+                                 f"({exc.strerror or exc}); pass a writable --store PATH") from None
+    try:
+        conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, factory=_StoreConnection)
+    except sqlite3.Error as exc:
+        raise _store_error(str(path), exc) from None
+    conn.path = str(path)
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA busy_timeout = 60000")
@@ -233,11 +336,16 @@ def connect(path: str | os.PathLike | None = None, *, create: bool = True) -> sq
                 f"results store {str(path)!r} has schema version {row[0]}, newer than this "
                 f"nclab's {SCHEMA_VERSION}; upgrade nclab or use another --store"
             )
-    except sqlite3.DatabaseError as exc:
+    except StoreError as exc:
         conn.close()
-        raise InputFileError(
-            f"{str(path)!r} is not a nclab results store ({exc}); pass another --store PATH"
-        ) from None
+        if "file is not a database" in str(exc):
+            raise InputFileError(
+                f"{str(path)!r} is not a nclab results store (file is not a database); pass another --store PATH"
+            ) from None
+        raise
+    except InputFileError:
+        conn.close()
+        raise
     return conn
 
 
@@ -341,7 +449,7 @@ def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return run_id
 
@@ -410,8 +518,24 @@ def fetch_runs(
     return [_decode_run(r) for r in rows]
 
 
+#: Metric names of older stores and the one name each now has (migrated on read): ``dilation``
+#: was a copy of ``nc1_test`` and ``p_min`` a copy of ``margin_min_train`` (the margin with
+#: the bias; seed 002's bias-free p_min is ``margin_min_nobias_train``).
+METRIC_ALIASES = {"dilation": "nc1_test", "p_min": "margin_min_train"}
+
+
+def _migrate(record: dict[str, float]) -> dict[str, float]:
+    """Rename the old aliases of ``record`` in place (the current name wins when both exist)."""
+    for old, new in METRIC_ALIASES.items():
+        if old in record:
+            value = record.pop(old)
+            record.setdefault(new, value)
+    return record
+
+
 def fetch_final(conn: sqlite3.Connection, run_ids: Iterable[int]) -> dict[int, dict[str, float]]:
-    """Final metrics of the given runs: ``{run_id: {name: value}}`` (NULL becomes NaN)."""
+    """Final metrics of the given runs: ``{run_id: {name: value}}`` (NULL becomes NaN; the old
+    aliases of :data:`METRIC_ALIASES` are read under their current names)."""
     ids = list(run_ids)
     out: dict[int, dict[str, float]] = {i: {} for i in ids}
     for chunk in _chunks(ids, 500):
@@ -420,14 +544,14 @@ def fetch_final(conn: sqlite3.Connection, run_ids: Iterable[int]) -> dict[int, d
             f"SELECT run_id, name, value FROM final_metrics WHERE run_id IN ({marks})", chunk
         ):
             out[run_id][name] = math.nan if value is None else value
-    return out
+    return {i: _migrate(rec) for i, rec in out.items()}
 
 
 def fetch_history(
     conn: sqlite3.Connection, run_ids: Iterable[int]
 ) -> dict[int, list[dict[str, float]]]:
     """Per-epoch metrics of the given runs: ``{run_id: [{"epoch": e, name: value, ...}, ...]}``,
-    epochs in increasing order (NULL becomes NaN)."""
+    epochs in increasing order (NULL becomes NaN; old aliases migrated as in :func:`fetch_final`)."""
     ids = list(run_ids)
     out: dict[int, dict[int, dict[str, float]]] = {i: {} for i in ids}
     for chunk in _chunks(ids, 500):
@@ -440,7 +564,7 @@ def fetch_history(
             out[run_id].setdefault(epoch, {"epoch": epoch})[name] = (
                 math.nan if value is None else value
             )
-    return {i: [out[i][e] for e in sorted(out[i])] for i in ids}
+    return {i: [_migrate(out[i][e]) for e in sorted(out[i])] for i in ids}
 
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
@@ -459,6 +583,27 @@ def list_experiments(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
     ]
 
 
+def require_experiments(conn: sqlite3.Connection, names: Iterable[str], *,
+                        registered: Iterable[str] = ()) -> None:
+    """Raise :class:`SpecError` naming the known experiments when one of ``names`` has no done run.
+
+    ``registered`` (the experiment registry's names) only improves the message: a registered
+    name without runs is told to run first, an unknown one gets both lists.
+    """
+    stored = sorted({e for e, _, _ in list_experiments(conn)})
+    registered = sorted(set(registered))
+    held = ", ".join(stored) if stored else "no runs yet"
+    where = getattr(conn, "path", "the store")
+    for name in names:
+        if name in stored:
+            continue
+        if name in registered:
+            raise SpecError(f"experiment {name!r} has no finished runs in {where}; run `nclab run {name}` "
+                            f"first (the store holds: {held})")
+        known = f"; registered experiments: {', '.join(registered)}" if registered else ""
+        raise SpecError(f"unknown experiment {name!r}: the store {where} holds: {held}{known}")
+
+
 def delete_experiment(conn: sqlite3.Connection, experiment: str) -> int:
     """Delete every run of ``experiment`` (and its metrics) in one transaction; returns the count."""
     conn.execute("BEGIN IMMEDIATE")
@@ -466,7 +611,7 @@ def delete_experiment(conn: sqlite3.Connection, experiment: str) -> int:
         n = conn.execute("DELETE FROM runs WHERE experiment = ?", (experiment,)).rowcount
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     return int(n)
 
@@ -512,18 +657,33 @@ def export_csv(
 
     Returns the written paths. Missing metric values (NaN) are written as empty cells.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(out_dir)
     paths = []
     for table in _TABLES:
         names, rows = table_rows(conn, table, experiment=experiment)
         path = out / f"{table}.csv"
-        with open(path, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(names)
-            writer.writerows(rows)
+        try:
+            with open(path, "w", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(names)
+                writer.writerows(rows)
+        except OSError as exc:
+            raise InputFileError(f"cannot write {path} ({exc.strerror or exc}); pass a writable --out folder") from None
         paths.append(path)
     return paths
+
+
+def _out_dir(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` created if needed; one-line :class:`InputFileError` when it cannot be a folder."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"output folder {str(out)!r} exists and is not a folder; pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(f"cannot create output folder {str(out)!r} ({exc.strerror or exc}); "
+                             "pass a writable --out") from None
+    return out
 
 
 def export_parquet(
@@ -544,8 +704,7 @@ def export_parquet(
             "Parquet export needs pyarrow; install it with `pip install nclab[parquet]` "
             "or export CSV instead"
         ) from None
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(out_dir)
     paths = []
     for table in _TABLES:
         names, rows = table_rows(conn, table, experiment=experiment)
@@ -554,7 +713,10 @@ def export_parquet(
         for name, col in zip(names, columns):
             arrays[name] = pa.array(list(col), type=_arrow_type(name))
         path = out / f"{table}.parquet"
-        pq.write_table(pa.table(arrays), path)
+        try:
+            pq.write_table(pa.table(arrays), path)
+        except OSError as exc:
+            raise InputFileError(f"cannot write {path} ({exc}); pass a writable --out folder") from None
         paths.append(path)
     return paths
 

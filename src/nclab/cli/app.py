@@ -12,6 +12,39 @@ import sys
 from typing import Any, Iterator
 
 import typer
+from typer.core import TyperGroup
+from typer.exceptions import Abort, TyperException
+
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class _OneLineErrors(TyperGroup):
+    """The root command group: a bad option value, a missing argument or an unreadable file
+    (click's usage errors) prints one ``error: ...`` line and exits 2, like every other user
+    error, instead of click's usage box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+                exc.show()  # the help screen of a command given no arguments
+                sys.exit(getattr(exc, "exit_code", 2))
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {where}{_one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(2)
+        except Abort:
+            typer.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
     name="nclab",
@@ -19,6 +52,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_OneLineErrors,
 )
 
 
@@ -45,13 +79,27 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(code=130) from None
+    except MemoryError:
+        typer.echo(f"error: {_command_name()} ran out of memory; use a smaller problem or a larger machine",
+                   err=True)
+        raise typer.Exit(code=2) from None
+    except OSError as exc:  # a path or disk problem that no library layer named: still one line
+        if isinstance(exc, BrokenPipeError):
+            raise
+        what = exc.strerror or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"error: {what}{where} ({_one_line(str(exc))[:200]})", err=True)
+        raise typer.Exit(code=2) from None
 
 
 def _command_name() -> str:
     """``nclab <command>`` of the running click context (for messages)."""
-    import click
+    try:  # typer >= 0.20 vendors click
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - older typer on top of click
+        from click import get_current_context
 
-    ctx = click.get_current_context(silent=True)
+    ctx = get_current_context(silent=True)
     return ctx.command_path if ctx is not None else "nclab"
 
 

@@ -18,16 +18,41 @@ _SET_HELP = "Override a setting, KEY=VALUE (lists comma-separated); repeatable."
 _STORE_HELP = "Results store (SQLite); default $NCLAB_STORE or ./nclab-results.sqlite."
 
 
-def _describe(name: str) -> tuple[str, str]:
-    """(title, source) of a registered experiment, for the report headers."""
-    from nclab.errors import SpecError
-    from nclab.experiments import get_experiment
+def _describe(name: str, preset: str):
+    """Title, source, section builder and deviations of a registered experiment."""
+    from nclab.experiments import describe_for_report
 
+    return describe_for_report(name, preset)
+
+
+def _registered() -> list[str]:
+    from nclab.experiments import experiment_names
+
+    return list(experiment_names(include_hidden=True))
+
+
+def _require_stored(store: Optional[Path], names: list[str]) -> None:
+    """An unknown experiment name is an error listing the known ones (not an empty report)."""
+    from nclab import store as st
+
+    conn = st.connect(store, create=False)
     try:
-        exp = get_experiment(name)
-    except SpecError:
-        return name, ""
-    return exp.title, exp.source
+        st.require_experiments(conn, names, registered=_registered())
+    finally:
+        conn.close()
+
+
+def _check_out_dir(out: Path) -> None:
+    """``--out`` must be a folder or creatable as one (one-line error otherwise)."""
+    from nclab.errors import InputFileError
+
+    if out.exists() and not out.is_dir():
+        raise InputFileError(f"--out {str(out)!r} exists and is not a folder; pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(f"cannot create --out folder {str(out)!r} ({exc.strerror or exc}); "
+                             "pass a writable --out") from None
 
 
 def _progress(flag: Optional[bool]) -> bool:
@@ -152,6 +177,9 @@ def report_command(
         require_extra("lab", what="nclab report")
         from nclab.report import build_report
 
+        _check_out_dir(out)
+        if names:
+            _require_stored(store, names)
         path = build_report(store, out, names=names or None, preset=preset,
                             describe=_describe)
         typer.echo(str(path))
@@ -225,6 +253,8 @@ def export_command(
             raise SpecError(f"--format must be csv or parquet; got {fmt!r}")
         conn = st.connect(store, create=False)
         try:
+            if experiment is not None:
+                st.require_experiments(conn, [experiment], registered=_registered())
             writer = st.export_csv if fmt == "csv" else st.export_parquet
             for path in writer(conn, out, experiment=experiment):
                 typer.echo(str(path))
