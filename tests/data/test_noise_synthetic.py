@@ -150,6 +150,6 @@ def test_mnist1d_offline_and_rng_safe(tmp_path):
     assert len(list(tmp_path.glob("mnist1d_*.npz"))) == 1
     again = make_mnist1d(num_samples=300, classes=3, cache_dir=False)
     assert torch.equal(again.train.x, ds.train.x)
-    noisy = load_dataset("mnist1d", num_samples=300, classes=3, noise=0.5, noise_kind="pair", seed=1)
+    noisy = load_dataset("mnist1d", num_samples=300, classes=3, eta=0.5, noise_kind="pair", seed=1)
     assert torch.equal(noisy.train.true_labels, ds.train.labels)
     assert noisy.train.corrupted.any()

@@ -69,7 +69,7 @@ def test_train_adapter_forwards_the_paper_settings():
             if c.axes["loss"] == "ls" and c.axes["num_classes"] == 3][0]
     got = train_config(cell.config)
     want = TrainConfig.paper(dataset=cell.axes["dataset"], data_root="/data", classes=3,
-                             noise=cell.axes["eta"], loss="ls", alpha=0.1,
+                             eta=cell.axes["eta"], loss="ls", alpha=0.1,
                              seed=cell.axes["seed"], batch_size=512)
     assert got.identity() == want.identity()
     # CE ignores alpha; a fixed ETF head is permuted/rotated with the cell's seed

@@ -20,12 +20,12 @@ def test_options_are_forwarded(monkeypatch):
         raise SystemExit(0)
 
     monkeypatch.setattr(nclab.train, "train", fake_train)
-    res = runner.invoke(app, ["train", "--dataset", "mnist1d", "--classes", "2", "--noise", "0.1", "--loss", "ls",
+    res = runner.invoke(app, ["train", "--dataset", "mnist1d", "--classes", "2", "--eta", "0.1", "--loss", "ls",
                               "--alpha", "0.1", "--epochs", "30", "--head", "etf", "--head-transform", "rotate",
                               "--width", "64", "--device", "cpu", "--no-head-bias", "-q"])
     assert res.exit_code == 0, res.output
     cfg = seen["config"]
-    assert (cfg.classes, cfg.noise, cfg.loss, cfg.alpha, cfg.epochs) == (2, 0.1, "ls", 0.1, 30)
+    assert (cfg.classes, cfg.eta, cfg.loss, cfg.alpha, cfg.epochs) == (2, 0.1, "ls", 0.1, 30)
     assert (cfg.net.head, cfg.net.head_transform, cfg.net.width, cfg.net.head_bias) == ("etf", "rotate", 64, False)
     assert cfg.num_samples == 4000 and cfg.device == "cpu"  # quick preset kept where not overridden
     runner.invoke(app, ["train", "--preset", "paper", "--classes", "2", "-q"])
@@ -33,12 +33,12 @@ def test_options_are_forwarded(monkeypatch):
 
 
 def test_json_run_has_required_keys():
-    res = runner.invoke(app, ["train", "--classes", "2", "--num-samples", "300", "--noise", "0.1", "--loss", "ls",
+    res = runner.invoke(app, ["train", "--classes", "2", "--num-samples", "300", "--eta", "0.1", "--loss", "ls",
                               "--alpha", "0.1", "--epochs", "3", "--width", "32", "--depth", "2", "--device", "cpu",
                               "--json", "-q", "--threads", "1"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    for key in ("train_acc", "test_acc", "nc1_train", "dilation", "memorization", "tpt_epoch", "history"):
+    for key in ("train_acc", "test_acc", "nc1_train", "nc1_test", "memorization", "tpt_epoch", "history"):
         assert key in out
     assert [r["epoch"] for r in out["history"]] == [1, 2, 3]
     assert out["history"][-1]["train_acc"] == out["train_acc"]

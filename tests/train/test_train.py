@@ -49,15 +49,22 @@ def test_mnist1d_reaches_terminal_phase_and_nc1_falls():
     h = _features(res.model, ds.train.x)
     assert res.final["nc1_train"] == pytest.approx(_reference_nc1(h, ds.train.labels.numpy()), rel=1e-4)
     ht = _features(res.model, ds.test.x)
-    assert res.final["dilation"] == pytest.approx(_reference_nc1(ht, ds.test.labels.numpy()), rel=1e-4)
+    assert res.final["nc1_test"] == pytest.approx(_reference_nc1(ht, ds.test.labels.numpy()), rel=1e-4)
     with torch.no_grad():
         acc = (res.model(ds.test.x).argmax(1) == ds.test.labels).double().mean().item()
     assert res.final["test_acc"] == pytest.approx(acc)
-    assert res.suboptimal_collapse in (True, False)
+    # M = N = 2: the sub-optimal-collapse flag is min/max centroid norm < tol, recomputed here
+    # from the returned model's train features (seed 001, App. A.1.1)
+    assert h.shape[1] == 2
+    y = ds.train.labels.numpy()
+    norms = np.linalg.norm(np.stack([h[y == c].mean(0) for c in (0, 1)]), axis=1)
+    ratio = norms.min() / norms.max()
+    assert res.final["centroid_norm_ratio"] == pytest.approx(ratio, rel=1e-4)
+    assert res.suboptimal_collapse is bool(ratio < cfg.suboptimal_tol)
 
 
 def test_resume_after_interrupt_matches_uninterrupted(tmp_path):
-    cfg = _tiny(epochs=6, noise=0.2, checkpoint_dir=str(tmp_path / "a"))
+    cfg = _tiny(epochs=6, eta=0.2, checkpoint_dir=str(tmp_path / "a"))
     full = train(cfg.replace(checkpoint_dir=None))
 
     class Interrupt(Exception):
@@ -100,9 +107,9 @@ def test_deterministic_on_cpu_and_seed_matters():
 
 
 def test_memorization_matches_direct_formula():
-    cfg = _tiny(epochs=3, noise=0.3, classes=3, num_samples=600)
+    cfg = _tiny(epochs=3, eta=0.3, classes=3, num_samples=600)
     res = train(cfg)
-    ds = load_dataset("mnist1d", num_samples=600, classes=3, noise=0.3, seed=0)
+    ds = load_dataset("mnist1d", num_samples=600, classes=3, eta=0.3, seed=0)
     assert res.dataset_info["noise"]["realised_flip_rate"] == pytest.approx(res.final["noisy_fraction"])
     h, ht = _features(res.model, ds.train.x), _features(res.model, ds.test.x)
     true, obs = ds.train.true_labels.numpy(), ds.train.labels.numpy()
@@ -114,7 +121,7 @@ def test_memorization_matches_direct_formula():
 
 
 def test_latent_noise_classes_run():
-    res = train(_tiny(epochs=2, noise=0.2, noise_kind="latent"))
+    res = train(_tiny(epochs=2, eta=0.2, noise_kind="latent"))
     assert res.dataset_info["num_classes"] == 4 and res.dataset_info["num_true_classes"] == 2
     assert res.model.head.weight.shape[0] == 4
     assert res.final["memorization"] > 0
@@ -169,8 +176,8 @@ def test_config_validation_and_round_trip():
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(SpecError, match="loss"):
         TrainConfig(loss="hinge")  # type: ignore[arg-type]
-    with pytest.raises(SpecError, match="noise"):
-        TrainConfig(noise=1.5)
+    with pytest.raises(SpecError, match="eta"):
+        TrainConfig(eta=1.5)
     with pytest.raises(SpecError, match="epochs"):
         TrainConfig(epochs=0)
     with pytest.raises(SpecError, match="data_root"):
@@ -216,9 +223,9 @@ def test_tracked_record_equals_metrics_recomputed_from_the_model():
     from nclab.metrics import collapse_metrics
     from nclab.train import tracked_evaluation
 
-    cfg = _tiny(epochs=2, noise=0.2, classes=3, num_samples=600)
+    cfg = _tiny(epochs=2, eta=0.2, classes=3, num_samples=600)
     res = train(cfg)
-    ds = load_dataset("mnist1d", num_samples=600, classes=3, noise=0.2, seed=0)
+    ds = load_dataset("mnist1d", num_samples=600, classes=3, eta=0.2, seed=0)
     loss_fn = make_loss(cfg.loss, alpha=cfg.alpha, num_classes=3)
     rec, _ = tracked_evaluation(res.model, ds.train, ds.test, loss_fn, num_classes=3, num_true_classes=3,
                                 batch_size=128)  # several batches per split

@@ -14,9 +14,9 @@ _SUMMARY = (
     ("train_acc_true", "training predictions vs true labels"),
     ("test_acc", "test accuracy"),
     ("nc1_train", "NC1 of train features"),
-    ("dilation", "NC1 of test features (true labels)"),
+    ("nc1_test", "dilation: NC1 of test features (true labels)"),
     ("memorization", "sum of noisy-sample distances to test means"),
-    ("p_min", "smallest train margin"),
+    ("margin_min_train", "smallest train margin (classifier with its bias)"),
     ("cosine_intra_min_train", "min intra-class cosine (train)"),
     ("cosine_inter_max_train", "max inter-class cosine (train)"),
     ("nc2_etf_train", "centred means vs simplex ETF"),
@@ -34,7 +34,7 @@ def train_cmd(
     num_samples: Annotated[Optional[int], typer.Option(help="Samples of a generated dataset.")] = None,
     classes: Annotated[Optional[int], typer.Option(help="Keep the first N classes.")] = None,
     per_class: Annotated[Optional[int], typer.Option(help="Balanced subsample: training samples per class.")] = None,
-    noise: Annotated[Optional[float], typer.Option(help="Label-noise rate eta.")] = None,
+    eta: Annotated[Optional[float], typer.Option(help="Label-noise rate eta.")] = None,
     noise_kind: Annotated[Optional[str], typer.Option(help="symmetric | latent | pair.")] = None,
     loss: Annotated[Optional[str], typer.Option(help="ce | ls | lr | mse.")] = None,
     alpha: Annotated[Optional[float], typer.Option(help="Smoothing / relaxation degree of ls / lr.")] = None,
@@ -87,7 +87,7 @@ def train_cmd(
             head_seed=head_seed, head_bias=head_bias,
         ).items() if v is not None}
         over: dict[str, Any] = {k: v for k, v in dict(
-            num_samples=num_samples, classes=classes, per_class=per_class, noise=noise, noise_kind=noise_kind,
+            num_samples=num_samples, classes=classes, per_class=per_class, eta=eta, noise_kind=noise_kind,
             loss=loss, alpha=alpha, epochs=epochs, lr=lr, lr_step=lr_step, lr_gamma=lr_gamma, momentum=momentum,
             weight_decay=weight_decay, batch_size=batch_size, eval_every=eval_every, eval_subsample=eval_subsample,
         ).items() if v is not None}
@@ -115,7 +115,7 @@ def _progress(total: int):
         if rec is not None:
             err.print(
                 f"epoch {epoch:>4}/{total}  train {rec['train_acc']:.4f}  test {rec['test_acc']:.4f}  "
-                f"nc1 {rec.get('nc1_train', float('nan')):.4g}  dilation {rec.get('dilation', float('nan')):.4g}  "
+                f"nc1 {rec.get('nc1_train', float('nan')):.4g}  dilation {rec.get('nc1_test', float('nan')):.4g}  "
                 f"loss {rec['train_loss']:.4g}",
                 highlight=False,
                 soft_wrap=True,
@@ -131,7 +131,7 @@ def _render(result: Any) -> None:
     f = result.final
     cfg = result.config
     table = Table(title=f"nclab train: {cfg.dataset}, {result.dataset_info.get('num_classes')} classes, "
-                  f"noise {cfg.noise} ({cfg.noise_kind}), loss {cfg.loss}, {result.epochs_run} epochs on {result.device}")
+                  f"eta {cfg.eta} ({cfg.noise_kind}), loss {cfg.loss}, {result.epochs_run} epochs on {result.device}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("meaning")

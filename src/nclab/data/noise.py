@@ -27,17 +27,41 @@ import torch
 from nclab.data.base import Dataset, Split
 from nclab.errors import SpecError
 
-__all__ = ["NOISE_KINDS", "symmetric_noise", "pair_flip_noise", "latent_noise_classes", "add_label_noise"]
+__all__ = ["NOISE_KINDS", "NoiseKind", "ETA_MAX", "check_noise", "symmetric_noise", "pair_flip_noise",
+           "latent_noise_classes", "add_label_noise"]
 
+#: The noise models, the one list every layer uses (TrainConfig, the experiment specs, the CLI).
 NOISE_KINDS = ("symmetric", "latent", "pair")
 NoiseKind = Literal["symmetric", "latent", "pair"]
+#: Largest rate per kind: symmetric and pair noise are defined for every eta in [0, 1]; latent
+#: classes move round(eta n_c) samples of each class, so beyond 1/2 the "latent" class would be
+#: the larger part of the original one.
+ETA_MAX = {"symmetric": 1.0, "pair": 1.0, "latent": 0.5}
 
 
-def _check_eta(eta: float, hi: float = 1.0) -> float:
-    eta = float(eta)
-    if not 0.0 <= eta <= hi:
-        raise SpecError(f"noise rate eta must lie in [0, {hi}]; got {eta}.")
-    return eta
+def check_noise(eta: float, kind: str = "symmetric") -> tuple[float, str]:
+    """The one validation of a label-noise setting: ``kind`` in :data:`NOISE_KINDS` and
+    ``0 <= eta <= ETA_MAX[kind]``; returns ``(float(eta), kind)``.
+
+    Called at every boundary that takes a noise rate (:func:`add_label_noise`,
+    :class:`nclab.train.TrainConfig`, the experiment specs), so the rule and its message are
+    the same everywhere.
+
+    Raises
+    ------
+    SpecError
+        Unknown kind, or eta outside ``[0, ETA_MAX[kind]]`` (or not a number).
+    """
+    if kind not in NOISE_KINDS:
+        raise SpecError(f"noise kind must be one of {', '.join(NOISE_KINDS)}; got {kind!r}.")
+    try:
+        value = float(eta)
+    except (TypeError, ValueError):
+        raise SpecError(f"noise rate eta must be a number; got {eta!r}.") from None
+    hi = ETA_MAX[kind]
+    if not 0.0 <= value <= hi:  # also rejects NaN
+        raise SpecError(f"noise rate eta must lie in [0, {hi:g}] for {kind} noise; got {eta!r}.")
+    return value, kind
 
 
 def symmetric_noise(labels: np.ndarray, eta: float, *, num_classes: int, seed: int = 0) -> np.ndarray:
@@ -63,7 +87,7 @@ def symmetric_noise(labels: np.ndarray, eta: float, *, num_classes: int, seed: i
     ndarray of shape (n,), int64
         Observed labels.
     """
-    eta = _check_eta(eta)
+    eta, _ = check_noise(eta, "symmetric")
     y = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     hit = rng.random(y.shape[0]) < eta
@@ -76,7 +100,7 @@ def pair_flip_noise(labels: np.ndarray, eta: float, *, num_classes: int, seed: i
 
     .. math:: P(\tilde y = (y+1) \bmod C \mid y) = \eta,\quad P(\tilde y = y \mid y) = 1 - \eta
     """
-    eta = _check_eta(eta)
+    eta, _ = check_noise(eta, "pair")
     y = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     hit = rng.random(y.shape[0]) < eta
@@ -89,7 +113,7 @@ def latent_noise_classes(labels: np.ndarray, eta: float, *, num_classes: int, se
     Source: seed 001, App. A.1.3. Exactly ``round(eta * n_c)`` samples of class c, drawn
     without replacement, are moved; the observed labels then lie in ``[0, 2C)``.
     """
-    eta = _check_eta(eta, hi=0.5)
+    eta, _ = check_noise(eta, "latent")
     y = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     out = y.copy()
@@ -127,8 +151,7 @@ def add_label_noise(dataset: Dataset, eta: float, *, kind: NoiseKind = "symmetri
     SpecError
         If the dataset is already noisy, ``kind`` is unknown or eta out of range.
     """
-    if kind not in NOISE_KINDS:
-        raise SpecError(f"noise kind must be one of {NOISE_KINDS}; got {kind!r}.")
+    eta, kind = check_noise(eta, kind)
     if dataset.num_classes != dataset.num_true_classes or bool(dataset.train.corrupted.any()):
         raise SpecError("add_label_noise needs a clean dataset; the training labels are already corrupted.")
     c = dataset.num_classes

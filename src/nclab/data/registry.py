@@ -10,7 +10,7 @@ import os
 from typing import Sequence
 
 from nclab.data.base import Dataset, balanced_subsample, subset_classes
-from nclab.data.files import load_cifar10, load_fashion_mnist, load_mnist, load_svhn
+from nclab.data.files import load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, load_svhn
 from nclab.data.mnist1d import make_mnist1d
 from nclab.data.noise import NoiseKind, add_label_noise
 from nclab.data.synthetic import make_conic_hull, make_teacher
@@ -18,8 +18,15 @@ from nclab.errors import SpecError
 
 __all__ = ["DATASETS", "load_dataset"]
 
-DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "svhn", "teacher", "conic_hull")
-_FILE_LOADERS = {"mnist": load_mnist, "fashion_mnist": load_fashion_mnist, "cifar10": load_cifar10, "svhn": load_svhn}
+DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse", "svhn", "teacher", "conic_hull")
+_FILE_LOADERS = {
+    "mnist": load_mnist,
+    "fashion_mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "cifar100": load_cifar100,
+    "cifar100_coarse": lambda root: load_cifar100(root, label_type="coarse"),
+    "svhn": load_svhn,
+}
 
 
 def _standardise(ds: Dataset) -> Dataset:
@@ -38,7 +45,7 @@ def load_dataset(
     num_samples: int | None = None,
     classes: int | Sequence[int] | None = None,
     per_class: int | None = None,
-    noise: float = 0.0,
+    eta: float = 0.0,
     noise_kind: NoiseKind = "symmetric",
     seed: int = 0,
     noise_seed: int | None = None,
@@ -47,8 +54,10 @@ def load_dataset(
 
     Parameters
     ----------
-    name : {"mnist1d", "mnist", "fashion_mnist", "cifar10", "svhn", "teacher", "conic_hull"}
-        Dataset. File datasets need ``root`` (nothing is downloaded).
+    name : {"mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse", "svhn", "teacher", "conic_hull"}
+        Dataset. File datasets need ``root`` (nothing is downloaded), laid out as torchvision
+        writes them (see ``docs/datasets.md``); ``cifar100`` has the 100 fine classes,
+        ``cifar100_coarse`` the 20 superclasses.
     root : path or None, default=None
         Directory holding the files of a file dataset.
     num_samples : int or None, default=None
@@ -57,8 +66,9 @@ def load_dataset(
         Keep the first N classes (int) or the listed ones; None keeps all.
     per_class : int or None, default=None
         Balanced subsample of the training split to this many samples per class.
-    noise : float, default=0.0
-        Label-noise rate eta (0 = clean).
+    eta : float, default=0.0
+        Label-noise rate (0 = clean); validated with the kind by
+        :func:`nclab.data.noise.check_noise`.
     noise_kind : {"symmetric", "latent", "pair"}, default="symmetric"
         Noise model (see :mod:`nclab.data.noise`).
     seed : int, default=0
@@ -74,8 +84,7 @@ def load_dataset(
         Unknown name or invalid option. InputFileError: a file dataset's files are missing.
     """
     key = name.lower().replace("-", "_")
-    if key == "fmnist":
-        key = "fashion_mnist"
+    key = {"fmnist": "fashion_mnist", "cifar_10": "cifar10", "cifar_100": "cifar100"}.get(key, key)
     if key not in DATASETS:
         raise SpecError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     n_cls = classes if isinstance(classes, int) else None
@@ -97,7 +106,7 @@ def load_dataset(
         ds = balanced_subsample(ds, per_class=per_class, seed=seed)
     if key in _FILE_LOADERS:
         ds = _standardise(ds)
-    if noise:
-        ds = add_label_noise(ds, noise, kind=noise_kind, seed=seed if noise_seed is None else noise_seed)
+    if eta:
+        ds = add_label_noise(ds, eta, kind=noise_kind, seed=seed if noise_seed is None else noise_seed)
     return ds
 

@@ -14,20 +14,23 @@ results store does not hold yet, and writes each result in one transaction.
 from nclab.experiments.grid import Cell, cell_key, expand_grid
 from nclab.experiments.runner import (BACKENDS, CellContext, CellResult, SweepSummary,
                                       execute_cell, plan_experiment, run_experiment)
-from nclab.experiments.spec import (PRESETS, Experiment, ExperimentConfig, Stage,
-                                    experiment_names, get_experiment, parse_overrides, register)
+from nclab.experiments.spec import (PRESETS, Deviation, Experiment, ExperimentConfig, Stage,
+                                    describe_for_report, experiment_names, get_experiment,
+                                    parse_overrides, register)
 
 __all__ = [
     "BACKENDS",
     "PRESETS",
     "Cell",
     "CellContext",
+    "Deviation",
     "CellResult",
     "Experiment",
     "ExperimentConfig",
     "Stage",
     "SweepSummary",
     "cell_key",
+    "describe_for_report",
     "execute_cell",
     "expand_grid",
     "experiment_names",

@@ -4,9 +4,11 @@ libraries (``nclab.train``, ``nclab.ufm``, ``nclab.md``, ``nclab.theory``), impo
 Each adapter maps the cell configuration (a plain dict: the experiment's settings with one value
 per grid axis) to the library's own configuration, calls it, and returns a
 :class:`~nclab.experiments.runner.CellResult` of final scalars, per-epoch scalars and JSON
-extras. The metric names are the libraries' own (``test_acc``, ``nc1_test``, ``dilation``,
-``memorization``, ``p_min``, ``cosine_intra_min_train`` ...); per-layer metrics are flattened
-to ``layers/<tap>/<metric>`` with the tap order in ``extras["layers"]``.
+extras. The metric names are the libraries' own, one name per quantity (``test_acc``,
+``nc1_test`` = the dilation, ``memorization``, ``margin_min_train`` = the margin with the
+bias, ``margin_min_nobias_train`` = seed 002's p_min, ``cosine_intra_min_train`` ...);
+per-layer metrics are flattened to ``layers/<tap>/<metric>`` with the tap order in
+``extras["layers"]``. The label-noise rate is ``eta`` from the spec to :mod:`nclab.data.noise`.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def train_config(config: Mapping[str, Any]):
     """The :class:`nclab.train.TrainConfig` of a training cell.
 
     Recognised cell fields: the :class:`~nclab.experiments.library.TrainSettings` fields, the
-    axes ``dataset, num_classes, eta, loss, seed, arch, batch_norm, weight_decay, transform,
-    transform_seed`` and, for a stage after a hyperparameter search, ``inputs["best"]``
+    axes ``dataset, num_classes, feature_dim, eta, noise_kind, loss, bias, seed, arch,
+    batch_norm, weight_decay, transform, transform_seed``, ``margin_bounds`` and, for a stage after a hyperparameter search, ``inputs["best"]``
     (``lr``, ``lr_gamma``, ``alpha``).
     """
     from nclab.nets import NetSpec
@@ -60,23 +62,25 @@ def train_config(config: Mapping[str, Any]):
     )
     return TrainConfig(
         dataset=c["dataset"], data_root=c.get("data_root"), num_samples=c.get("num_samples"),
-        classes=c.get("num_classes"), noise=float(c.get("eta", 0.0)),
-        noise_kind=c.get("noise_model", "symmetric"), loss=loss, alpha=alpha,
+        classes=c.get("num_classes"), eta=float(c.get("eta", 0.0)),
+        noise_kind=c.get("noise_kind", "symmetric"), loss=loss, alpha=alpha,
         epochs=c["epochs"], lr=float(best.get("lr", c["lr"])), momentum=c["momentum"],
         nesterov=c["nesterov"], weight_decay=c["weight_decay"], batch_size=c["batch_size"],
         lr_step=c["lr_step"], lr_gamma=float(best.get("lr_gamma", c["lr_gamma"])), net=net,
         seed=int(c.get("seed", 0)), device=c.get("device", "auto"),
         eval_every=c.get("eval_every", 1), layer_metrics=bool(c.get("layer_metrics", False)),
+        margin_bounds=bool(c.get("margin_bounds", False)),
     )
 
 
 def train_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     """Train one network (``nclab.train.train``) and return its tracked metrics."""
     from nclab.experiments.runner import CellResult
-    from nclab.train import train
+    from nclab.train import load_config_dataset, train
 
     tc = train_config(config)
-    result = train(tc, callback=lambda epoch, record: ctx.epoch(epoch, tc.epochs))
+    ds = load_config_dataset(tc)
+    result = train(tc, dataset=ds, callback=lambda epoch, record: ctx.epoch(epoch, tc.epochs))
     history = []
     for rec in result.history:
         rec = {k: v for k, v in rec.items() if k != "layers"}  # per-layer: final only
@@ -89,11 +93,36 @@ def train_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     for key in ("num_train", "num_test"):
         if isinstance(info.get(key), (int, float)):
             final[key] = float(info[key])
-    final["n_test"] = final.get("num_test", math.nan)
+    noise = info.get("noise") or {}  # kind, eta, seed, realised flip rate (nclab.data.noise)
+    final["noise_flip_rate"] = float(noise.get("realised_flip_rate", 0.0))
     layers = list((result.final.get("layers") or {}).keys())
     extras = {"layers": layers, "device": result.device,
-              "dataset": {k: v for k, v in info.items() if isinstance(v, (int, float, str))}}
+              "dataset": {k: v for k, v in info.items() if isinstance(v, (int, float, str))},
+              "noise": {k: v for k, v in noise.items() if isinstance(v, (int, float, str))}}
+    if result.suboptimal_collapse is not None:  # M = N = 2: features for seed 001 Fig. 4
+        extras["features_2d"] = _features_2d(result.model, ds, tc.seed)
     return CellResult(final=final, history=history, extras=extras)
+
+
+def _features_2d(model, ds, seed: int, k: int = 300) -> dict:
+    """Penultimate features of up to ``k`` test samples and ``k`` relabelled training samples
+    (with their labels), rounded to 4 digits: what seed 001 Fig. 4 plots."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+
+    def feats(x):
+        with torch.inference_mode():
+            return model.forward_taps(x.to(device), ["features"])[1]["features"].double().cpu()
+
+    t_idx = torch.randperm(len(ds.test), generator=g)[:k]
+    noisy = torch.nonzero(ds.train.labels != ds.train.true_labels).flatten()[:k]
+    out = {"test": feats(ds.test.x[t_idx]), "test_labels": ds.test.true_labels[t_idx],
+           "noisy": feats(ds.train.x[noisy]) if len(noisy) else torch.zeros(0, 2),
+           "noisy_true_labels": ds.train.true_labels[noisy]}
+    return {k: (v.round(decimals=4) if v.is_floating_point() else v).tolist()
+            for k, v in out.items()}
 
 
 # --------------------------------------------------------------------------- Ray Tune search
@@ -292,16 +321,20 @@ def verify_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     ``default`` grid; the rows (theorem, params, predicted, measured, rel_error, holds) go to
     ``extras["checks"]``."""
     from nclab.experiments.runner import CellResult
-    from nclab.ufm.checks import run_checks
+    from nclab.theory.checks import theory_checks
+    from nclab.ufm.checks import convergence_traces, run_checks
 
+    quick = config["grid"] == "quick"
     rows = [dict(r) if isinstance(r, Mapping) else _row_dict(r)
-            for r in run_checks(quick=config["grid"] == "quick")]
+            for r in [*run_checks(quick=quick), *theory_checks(quick=quick)]]
+    traces = convergence_traces(quick=quick)
+    traces = {k: v for k, v in traces.items() if k.startswith("fig2")}
     errs = [float(r["rel_error"]) for r in rows
             if isinstance(r.get("rel_error"), (int, float)) and math.isfinite(r["rel_error"])]
     final = {"checks": float(len(rows)), "holds": float(sum(bool(r.get("holds")) for r in rows)),
              "max_rel_error": max(errs) if errs else math.nan}
     ctx.epoch(1, 1)
-    return CellResult(final=final, extras={"checks": _jsonable(rows)})
+    return CellResult(final=final, extras={"checks": _jsonable(rows), "traces": _jsonable(traces)})
 
 
 def _row_dict(row) -> dict:

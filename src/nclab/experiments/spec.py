@@ -33,11 +33,13 @@ from nclab.errors import SpecError
 __all__ = [
     "ExperimentConfig",
     "Stage",
+    "Deviation",
     "Experiment",
     "register",
     "get_experiment",
     "experiment_names",
     "parse_overrides",
+    "describe_for_report",
     "PRESETS",
 ]
 
@@ -89,6 +91,34 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Deviation:
+    """One place where a preset differs from its source, with the reason.
+
+    The report's table "the source says / nclab does / why" is generated from these, so a
+    deviation is written once, next to the setting it concerns.
+
+    Parameters
+    ----------
+    topic : str
+        What it concerns (``"network depth"``, ``"weight decay"``).
+    source : str
+        What the source says (quote or paraphrase, with the place).
+    nclab : str
+        What nclab does instead.
+    why : str
+        The reason.
+    presets : tuple of str, default=("paper", "quick", "tiny")
+        The presets it applies to.
+    """
+
+    topic: str
+    source: str
+    nclab: str
+    why: str
+    presets: tuple[str, ...] = ("paper", "quick", "tiny")
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A named, declarative experiment: one figure or table of the sources.
 
@@ -110,7 +140,12 @@ class Experiment:
         Modules the cell functions import (``"nclab.train"``); :meth:`missing` lists the
         ones not installed.
     notes : str
-        Where the preset deviates from the source and why.
+        A short note shown under the section title.
+    section : str or None
+        Dotted path ``"module:function"`` of the report section builder
+        ``fn(name, title, source, runs) -> Section``; None: the generic tables.
+    deviations : tuple of Deviation
+        Every place a preset differs from the source (the report's deviations table).
     """
 
     name: str
@@ -121,7 +156,20 @@ class Experiment:
     presets: Mapping[str, Mapping[str, Any]]
     requires: tuple[str, ...] = ()
     notes: str = ""
+    section: str | None = None
+    deviations: tuple[Deviation, ...] = ()
     _hidden: bool = field(default=False, repr=False)
+
+    def section_builder(self) -> Callable | None:
+        """Import and return the report section builder (None without one)."""
+        if self.section is None:
+            return None
+        module, _, attr = self.section.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def deviations_for(self, preset: str) -> list[Deviation]:
+        """The deviations that apply to ``preset``."""
+        return [d for d in self.deviations if preset in d.presets]
 
     def resolve(
         self, preset: str = "quick", overrides: Mapping[str, Any] | None = None
@@ -190,6 +238,11 @@ def register(experiment: Experiment) -> Experiment:
         raise SpecError(f"experiment {experiment.name!r} is already registered")
     for preset in experiment.presets:
         experiment.resolve(preset)
+    for dev in experiment.deviations:
+        unknown = set(dev.presets) - set(experiment.presets)
+        if unknown:
+            raise SpecError(f"deviation {dev.topic!r} of {experiment.name!r} names unknown "
+                            f"presets {sorted(unknown)}")
     names = {s.name for s in experiment.stages}
     for st in experiment.stages:
         if st.needs is not None and st.needs not in names:
@@ -266,3 +319,17 @@ def _is_sequence(annotation: Any) -> bool:
     if origin in (tuple, list):
         return True
     return any(_is_sequence(a) for a in get_args(annotation) if a is not type(None))
+
+
+def describe_for_report(name: str, preset: str = "quick"):
+    """The :class:`nclab.report.SectionInfo` of experiment ``name`` under ``preset``: title,
+    source, its section builder and its deviations (what ``build_report(describe=...)`` takes).
+    An unregistered name (a store written by another version) gets the generic section."""
+    from nclab.report import SectionInfo
+
+    try:
+        exp = get_experiment(name)
+    except SpecError:
+        return SectionInfo(name)
+    return SectionInfo(exp.title, exp.source, exp.section_builder(),
+                       [(d.topic, d.source, d.nclab, d.why) for d in exp.deviations_for(preset)])

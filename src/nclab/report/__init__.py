@@ -16,21 +16,51 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from nclab.report.analysis import RunData, fit_line, format_mean_std, mean_std, slope_z
-from nclab.report.sections import SECTIONS, Claim, Section, Table, build_section
+from dataclasses import dataclass
+from typing import Any
+
+from nclab.report.sections import Claim, Section, SectionBuilder, Table, build_section
 
 __all__ = [
     "build_report",
     "load_runs",
+    "SectionInfo",
     "RunData",
     "Section",
     "Claim",
     "Table",
-    "SECTIONS",
     "fit_line",
     "slope_z",
     "mean_std",
     "format_mean_std",
 ]
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    """What the report needs to know of an experiment besides its runs.
+
+    Attributes
+    ----------
+    title, source : str
+        Section header.
+    builder : callable or None
+        ``builder(name, title, source, runs) -> Section``; None: the generic tables.
+    deviations : sequence of (topic, the source says, nclab does, why)
+        The rows of the report's deviations table for the preset shown.
+    """
+
+    title: str
+    source: str = ""
+    builder: SectionBuilder | None = None
+    deviations: Sequence[tuple[str, str, str, str]] = ()
+
+
+def _info(describe, name: str, preset: str) -> SectionInfo:
+    if describe is None:
+        return SectionInfo(name)
+    got: Any = describe(name, preset)
+    return got if isinstance(got, SectionInfo) else SectionInfo(*got)
 
 
 def load_runs(conn, experiment: str, *, preset: str | None = None) -> tuple[list[RunData], str]:
@@ -60,7 +90,7 @@ def build_report(
     *,
     names: Sequence[str] | None = None,
     preset: str | None = None,
-    describe: Callable[[str], tuple[str, str]] | None = None,
+    describe: Callable[[str, str], SectionInfo] | None = None,
     title: str = "nclab: reproducing the sources",
 ) -> Path:
     """Write ``OUT/report.html`` and ``OUT/figures/*.{png,svg}`` from the store.
@@ -76,8 +106,9 @@ def build_report(
     preset : str, optional
         Only runs of this preset; default: per experiment, the preset of its latest run.
     describe : callable, optional
-        ``name -> (title, source)`` for the section headers (the CLI passes the registry's);
-        default uses the name.
+        ``(name, preset) -> SectionInfo`` (title, source, section builder, deviations); the
+        experiment layer provides it (:func:`nclab.experiments.describe_for_report`). Default:
+        the name as title and the generic tables.
     title : str
 
     Returns
@@ -101,13 +132,15 @@ def build_report(
     try:
         if names is None:
             names = list(dict.fromkeys(e for e, _, _ in st.list_experiments(conn)))
-        sections, images, presets = [], {}, {}
+        sections, images, presets, deviations = [], {}, {}, []
         versions: dict[str, str] = {}
         for name in names:
             runs, used = load_runs(conn, name, preset=preset)
             presets[name] = used
-            ttl, src = describe(name) if describe else (name, "")
-            sec = build_section(name, ttl, src, runs)
+            info = _info(describe, name, used)
+            sec = build_section(name, info.title, info.source, runs, info.builder)
+            if runs:
+                deviations.extend((name, used) + tuple(d) for d in info.deviations)
             for fid, fig in sec.figures.items():
                 images[(name, fid)] = save_figure(fig, out / "figures" / f"{name}--{fid}")
             sections.append(sec)
@@ -118,7 +151,8 @@ def build_report(
     meta = {"store": str(store_path)}
     meta.update({k: v for k, v in versions.items() if k in ("nclab", "torch", "numpy",
                                                             "python")})
-    text = render_html(sections, images, out, title=title, meta=meta, presets=presets)
+    text = render_html(sections, images, out, title=title, meta=meta, presets=presets,
+                       deviations=deviations)
     path = out / "report.html"
     path.write_text(text, encoding="utf-8")
     return path

@@ -76,6 +76,7 @@ def render_html(
     title: str = "nclab report",
     meta: Mapping[str, str] | None = None,
     presets: Mapping[str, str] | None = None,
+    deviations: Sequence[Sequence[str]] = (),
 ) -> str:
     """The HTML text of the report.
 
@@ -88,6 +89,8 @@ def render_html(
     meta : dict of str to str, optional
         Lines shown under the title (store path, versions, ...).
     presets : dict of section name -> preset, optional
+    deviations : sequence of (experiment, preset, topic, the source says, nclab does, why)
+        Rows of the deviations table (generated from the experiment specs).
     """
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>",
@@ -106,6 +109,12 @@ def render_html(
                  "<th>runs</th><th>supported</th><th>not supported</th><th>not testable</th></tr>"
                  + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
                  + "</table>")
+    if deviations:
+        parts.append(_table_html(Table(
+            "Deviations from the sources, per experiment and preset (generated from the "
+            "experiment specs)", ["experiment", "preset", "topic", "the source says",
+                                  "nclab does", "why"], [list(map(str, d)) for d in deviations])
+        ).replace("<table>", '<table id="deviations">', 1))
     for sec in sections:
         parts.append(f'<section id="{_esc(sec.name)}"><h2>{_esc(sec.name)}: {_esc(sec.title)}'
                      "</h2>")

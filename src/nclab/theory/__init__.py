@@ -12,12 +12,17 @@ function                         source
 :func:`min_ce_loss_norm_bounded` Pan (2023), Thm 2.3.1: least CE under norm bounds
 :func:`cosine_similarity_limits` Pan (2023), Thm 2.3.1: intra 1, inter -1/(C-1) at the optimum
 :func:`fixed_etf_minimizer`      fixed simplex-ETF classifier (seed 002 Sec. 5.2)
+:func:`margin_bound_terms`       seed 002 Thm 4.1 p_min, Cor. 4.5, Thm 4.8 / 4.10 terms
+:func:`bn_mean_sq_norm`          Pan (2023), Prop. 2.2.1: feature norm after batch norm
 ===============================  ===========================================================
 
 Derivations and every correction of the sources: ``docs/theory.md``.
 """
 
-from nclab.theory import fixed_etf, mse_ufm, norm_bounded, positive, softmax_ufm, structure
+from nclab.theory import (batchnorm, fixed_etf, margins, mse_ufm, norm_bounded, positive, softmax_ufm,
+                          structure)
+from nclab.theory.batchnorm import bn_mean_sq_norm, bn_norm_identity_check
+from nclab.theory.margins import MARGIN_TERMS, margin_bound_terms, pair_margins
 from nclab.theory.fixed_etf import FixedETFSolution, fixed_etf_minimizer, margin_loss
 from nclab.theory.mse_ufm import (
     ExtendedUFMSolution,
@@ -52,3 +57,5 @@ __all__ += softmax_ufm.__all__
 __all__ += fixed_etf.__all__
 __all__ += norm_bounded.__all__
 __all__ += structure.__all__
+__all__ += margins.__all__
+__all__ += batchnorm.__all__

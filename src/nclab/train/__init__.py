@@ -1,6 +1,6 @@
 """Training with per-epoch neural-collapse tracking, checkpoints and exact resume.
 
-``train(TrainConfig.quick(classes=2, noise=0.1, loss="ls", alpha=0.1))`` trains the quick
+``train(TrainConfig.quick(classes=2, eta=0.1, loss="ls", alpha=0.1))`` trains the quick
 preset; :meth:`TrainConfig.paper` is the 9 x 2048 BN MLP of seed 001, App. A.1.1.
 """
 

@@ -7,13 +7,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from nclab.data.noise import NoiseKind, check_noise
 from nclab.errors import SpecError
 from nclab.nets import NetSpec
 
 __all__ = ["TrainConfig", "TrainResult", "IDENTITY_EXCLUDED"]
 
 _CHOICES: dict[str, tuple[Any, ...]] = {
-    "noise_kind": ("symmetric", "latent", "pair"),
     "loss": ("ce", "ls", "lr", "mse"),
     "device": ("auto", "cpu", "cuda"),
 }
@@ -22,7 +22,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
 #: these fields can be resumed (``epochs`` may be extended; evaluation settings may change).
 IDENTITY_EXCLUDED = frozenset(
     {"epochs", "device", "checkpoint_dir", "resume", "eval_every", "eval_batch_size", "eval_subsample",
-     "layer_metrics", "effective_depth_eps", "suboptimal_tol"}
+     "layer_metrics", "effective_depth_eps", "suboptimal_tol", "margin_bounds"}
 )
 
 
@@ -43,10 +43,11 @@ class TrainConfig:
         Keep the first N classes (seed 001); None keeps all.
     per_class : int or None, default=None
         Balanced subsample of the training split (samples per class).
-    noise : float, default=0.0
-        Label-noise rate eta of the training labels.
+    eta : float, default=0.0
+        Label-noise rate of the training labels (the name it has from the experiment spec to
+        :mod:`nclab.data.noise`); validated with the kind by :func:`nclab.data.noise.check_noise`.
     noise_kind : {"symmetric", "latent", "pair"}, default="symmetric"
-        Noise model (:mod:`nclab.data.noise`); symmetric redraws from all classes.
+        Noise model (:data:`nclab.data.noise.NOISE_KINDS`); symmetric redraws from all classes.
     loss : {"ce", "ls", "lr", "mse"}, default="ce"
         Loss from :func:`nclab.losses.make_loss`.
     alpha : float, default=0.0
@@ -85,6 +86,10 @@ class TrainConfig:
     layer_metrics : bool, default=False
         Also compute per-layer NC1, NCC accuracy, intra/inter cosines and the effective depth
         (keeps every tap's train features of one evaluation in memory).
+    margin_bounds : bool, default=False
+        Also record, every tracked epoch, the margins and margin-bound terms of seed 002
+        (:func:`nclab.theory.margin_bound_terms` on the train features and the bias-free head,
+        keys suffixed ``_train``: ``margin_min_nobias_train`` is seed 002's p_min).
     effective_depth_eps : float, default=0.01
         NCC training error threshold of the epsilon-effective depth (seed 003, Def. 3.2.2).
     suboptimal_tol : float, default=0.1
@@ -101,8 +106,8 @@ class TrainConfig:
     num_samples: int | None = None
     classes: int | None = None
     per_class: int | None = None
-    noise: float = 0.0
-    noise_kind: Literal["symmetric", "latent", "pair"] = "symmetric"
+    eta: float = 0.0
+    noise_kind: NoiseKind = "symmetric"
     loss: Literal["ce", "ls", "lr", "mse"] = "ce"
     alpha: float = 0.0
     epochs: int = 30
@@ -121,12 +126,14 @@ class TrainConfig:
     eval_batch_size: int = 2048
     eval_subsample: int | None = None
     layer_metrics: bool = False
+    margin_bounds: bool = False
     effective_depth_eps: float = 0.01
     suboptimal_tol: float = 0.1
     checkpoint_dir: str | None = None
     resume: bool = True
 
     def __post_init__(self) -> None:
+        check_noise(self.eta, self.noise_kind)
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise SpecError(f"TrainConfig.{name} must be one of {allowed}; got {getattr(self, name)!r}.")
@@ -144,7 +151,7 @@ class TrainConfig:
             if v is not None and not (isinstance(v, int) and v >= (2 if name == "classes" else 1)):
                 raise SpecError(f"TrainConfig.{name} must be None or a positive int (classes >= 2); got {v!r}.")
         ranges = {
-            "noise": (0.0, 1.0), "alpha": (0.0, 1.0), "momentum": (0.0, 1.0), "lr_gamma": (0.0, 1.0),
+            "alpha": (0.0, 1.0), "momentum": (0.0, 1.0), "lr_gamma": (0.0, 1.0),
             "effective_depth_eps": (0.0, 1.0), "suboptimal_tol": (0.0, 1.0),
         }
         for name, (lo, hi) in ranges.items():
@@ -174,10 +181,11 @@ class TrainConfig:
 
     @classmethod
     def paper(cls, **overrides: Any) -> "TrainConfig":
-        """Seed 001 App. A.1.1: 9 x 2048 BN MLP (M = N), SGD Nesterov 0.9, lr 0.1 x0.1 every 40
-        epochs, weight decay 1e-3, batch 512, 200 epochs."""
+        """Seed 001 App. A.1.1: BN MLP with 9 hidden layers (8 x 2048, then the feature layer of
+        width M = N, as the authors' code ``MLP(depth=9)`` builds it; docs/experiments.md), SGD
+        Nesterov 0.9, lr 0.1 x0.1 every 40 epochs, weight decay 1e-3, batch 512, 200 epochs."""
         base: dict[str, Any] = dict(
-            net=NetSpec.paper_mlp(), epochs=200, lr=0.1, lr_step=40, lr_gamma=0.1, momentum=0.9,
+            net=NetSpec.paper_mlp(depth=8), epochs=200, lr=0.1, lr_step=40, lr_gamma=0.1, momentum=0.9,
             nesterov=True, weight_decay=1e-3, batch_size=512,
         )
         base.update(overrides)

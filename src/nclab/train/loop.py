@@ -25,6 +25,13 @@ from nclab.nets import build_net
 from nclab.train.config import TrainConfig, TrainResult
 from nclab.train.tracking import suboptimal_collapse, tracked_evaluation
 
+
+def _margin_terms(h, y, weight, bias) -> dict[str, float]:
+    """Seed 002's margins and margin-bound terms of the bias-free head (``margin_bounds``)."""
+    from nclab.theory.margins import margin_bound_terms
+
+    return {f"{k}_train": v for k, v in margin_bound_terms(h, y, weight).items()}
+
 __all__ = ["train", "train_epoch", "resolve_device", "load_config_dataset", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -44,7 +51,7 @@ def load_config_dataset(config: TrainConfig) -> Dataset:
     """The dataset of ``config`` (name, classes, subsample, noise), built by :func:`nclab.data.load_dataset`."""
     return load_dataset(
         config.dataset, root=config.data_root, num_samples=config.num_samples, classes=config.classes,
-        per_class=config.per_class, noise=config.noise, noise_kind=config.noise_kind, seed=config.seed,
+        per_class=config.per_class, eta=config.eta, noise_kind=config.noise_kind, seed=config.seed,
         noise_seed=config.noise_seed,
     )
 
@@ -194,7 +201,7 @@ def train(
     TrainResult
         History records hold ``epoch, lr, train_loss_running, epoch_time_s, eval_time_s``, the
         keys of the tracked evaluation (``train_acc, test_acc, train_loss, test_loss,
-        nc1_train, ..., dilation, memorization, p_min, cosine_intra_min_train,
+        nc1_train, ..., nc1_test (the dilation), memorization, margin_min_train, cosine_intra_min_train,
         cosine_inter_max_train`` ...) and ``eval_subsample`` (None for whole sets).
 
     Raises
@@ -268,6 +275,7 @@ def train(
                     model, ev_train, ev_test, loss_fn, num_classes=c, num_true_classes=ct,
                     batch_size=config.eval_batch_size, layer_metrics=config.layer_metrics,
                     effective_depth_eps=config.effective_depth_eps,
+                    extra_metrics=_margin_terms if config.margin_bounds else None,
                 )
             except NCLabError as exc:
                 raise type(exc)(f"epoch {epoch}: {exc}") from None
@@ -290,6 +298,7 @@ def train(
             model, ev_train, ev_test, loss_fn, num_classes=c, num_true_classes=ct,
             batch_size=config.eval_batch_size, layer_metrics=config.layer_metrics,
             effective_depth_eps=config.effective_depth_eps,
+            extra_metrics=_margin_terms if config.margin_bounds else None,
         )
         if not history:
             history.append({"epoch": start, **rec, "eval_subsample": sub})

@@ -7,14 +7,15 @@ one :func:`~nclab.metrics.collapse_metrics_many` call on the features, so no sec
 needed. Per-layer metrics (on request) feed one :class:`~nclab.metrics.CollapseTracker` per tap.
 
 Metric sources: NC1..NC4 (Papyan et al. 2020; seed 000 eq. 2), dilation = NC1 of the test
-features and memorization (seed 000 Sec. 4.1, eq. 3), margin p_min (seed 002 Thm 4.1), intra-
+features and memorization (seed 000 Sec. 4.1, eq. 3), margin ``margin_min`` (with the bias; seed 002's bias-free p_min comes from the
+``extra_metrics`` hook, :mod:`nclab.theory.margins`), intra-
 and inter-class cosines and the epsilon-effective depth (seed 003 Sec. 2.2, Def. 3.2.2).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ def tracked_evaluation(
     batch_size: int = 2048,
     layer_metrics: bool = False,
     effective_depth_eps: float = 0.01,
+    extra_metrics: Callable[..., dict[str, float]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate ``model`` on ``test`` then ``train`` and compute every tracked metric.
 
@@ -93,13 +95,18 @@ def tracked_evaluation(
     layer_metrics : bool, default=False
         Per-tap NC1, NCC accuracy, cosines and the effective depth (train features).
     effective_depth_eps : float, default=0.01
+    extra_metrics : callable, optional
+        Hook for quantities outside the metric set: ``extra_metrics(h_train, labels_train,
+        weight, bias) -> dict`` (train features, observed labels, the head), merged into the
+        record (``nclab.train.loop`` passes the margin-bound terms of
+        :func:`nclab.theory.margin_bound_terms` when ``TrainConfig.margin_bounds``).
 
     Returns
     -------
     record : dict
         ``train_loss, train_acc, train_acc_true, test_loss, test_acc``; every train metric of
         :func:`~nclab.metrics.collapse_metrics` suffixed ``_train`` (``nc1_train`` ...), every
-        test metric suffixed ``_test``; ``dilation`` (= ``nc1_test``), ``p_min`` (=
+        test metric suffixed ``_test`` (the dilation is ``nc1_test``, the margin with the bias
         ``margin_min_train``), ``memorization`` (0 without noise); with layer metrics a
         ``layers`` dict and ``effective_depth``.
     extra : dict
@@ -154,8 +161,8 @@ def tracked_evaluation(
                                   num_classes=ct)
     rec.update({f"{k}_train": v for k, v in m_train.items()})
     rec.update({f"{k}_test": v for k, v in m_test.items()})
-    rec["dilation"] = m_test.get("nc1", math.nan)
-    rec["p_min"] = m_train.get("margin_min", math.nan)
+    if extra_metrics is not None:  # hook: quantities outside the metric set (margin bounds)
+        rec.update(extra_metrics(h_train, train.labels, w, b))
     if not _same_labels(train.labels, train.true_labels):
         if test_means is not None:  # seed 000 eq. (3) with the test means the metric call computed
             mem = _memorization_values(h_train, train.labels, train.true_labels, test_means.to(h_train.device))
@@ -171,7 +178,7 @@ def tracked_evaluation(
         for name in model.tap_names:
             last = name == model.tap_names[-1]
             m = m_train if last else layer_tr[name].compute()
-            keys = ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max", "nc2_etf", "nc2_equinorm",
+            keys = ("nc1", "ncc_accuracy", "cosine_intra_min", "cosine_inter_max", "nc2_etf", "nc2_of", "nc2_equinorm",
                     "nc2_equiangular", "nc3_etf", "nc3_duality")  # NC3 exists only where the head's W applies
             layers[name] = {k: m[k] for k in keys if k in m}
             feats.append(h_train if last else layer_tr[name].features)
