@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.data import load_cifar10, load_dataset, load_fashion_mnist, load_mnist, load_svhn, read_idx
+from nclab.data import DATASETS, load_cifar10, load_dataset, load_fashion_mnist, load_mnist, load_svhn, read_idx
+from nclab.data.files import load_cifar100
 from nclab.errors import InputFileError, SpecError
 
 
@@ -46,6 +48,16 @@ def test_mnist_idx_round_trip(tmp_path, gz):
     assert ds.train.labels.tolist() == y.tolist() and ds.test.labels.tolist() == yt.tolist()
     assert torch.equal(ds.train.labels, ds.train.true_labels)
     assert ds.num_classes == 10
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_torchvision_layout(tmp_path, gz):
+    """torchvision.datasets.MNIST(root) keeps root/MNIST/raw/*-ubyte (and the .gz it downloaded)."""
+    x, y, xt, yt = _mnist_files(tmp_path / "MNIST" / "raw", np.random.default_rng(6), gz=gz)
+    for r in (tmp_path, tmp_path / "MNIST"):  # the root torchvision was given, or its MNIST folder
+        ds = load_mnist(r)
+        assert ds.test.labels.tolist() == yt.tolist()
+        torch.testing.assert_close(ds.test.x[:, 0], torch.as_tensor(xt, dtype=torch.float32) / 255)
 
 
 def test_fashion_mnist_torchvision_layout(tmp_path):
@@ -147,3 +159,184 @@ def test_load_dataset_file_pipeline(tmp_path):
         load_dataset("cifar10")
     with pytest.raises(SpecError, match="unknown dataset"):
         load_dataset("imagenet")
+
+
+# ----------------------------------------------------------------------------- Python 2 pickles
+# The CIFAR "python version" files were written by Python 2's cPickle (protocol 2): str values are
+# SHORT_BINSTRING/BINSTRING and the arrays refer to numpy.core.multiarray._reconstruct. These
+# helpers write that byte stream opcode by opcode (pickle's documented opcodes), so the reader is
+# tested on the format of the real files, not only on what Python 3 writes.
+def _py2_str(b: bytes) -> bytes:
+    return (b"U" + bytes([len(b)]) + b) if len(b) < 256 else (b"T" + struct.pack("<i", len(b)) + b)
+
+
+def _py2_int(v: int) -> bytes:
+    return b"K" + bytes([v]) if 0 <= v < 256 else b"J" + struct.pack("<i", v)
+
+
+def _py2_array(a: np.ndarray) -> bytes:
+    out = b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n" + _py2_int(0) + b"\x85" + _py2_str(b"b") + b"\x87R"
+    out += b"(" + _py2_int(1) + b"(" + b"".join(_py2_int(x) for x in a.shape) + b"t"
+    out += b"cnumpy\ndtype\n" + _py2_str(a.dtype.str[1:].encode()) + _py2_int(0) + _py2_int(1) + b"\x87R"
+    out += b"(" + _py2_int(3) + _py2_str(b"|") + b"NNN" + _py2_int(-1) + _py2_int(-1) + _py2_int(0) + b"tb"
+    return out + b"\x89" + _py2_str(a.tobytes()) + b"tb"
+
+
+def _py2_pickle(d: dict) -> bytes:
+    out = b"\x80\x02}("
+    for k, v in d.items():
+        out += _py2_str(k.encode())
+        if isinstance(v, np.ndarray):
+            out += _py2_array(v)
+        elif isinstance(v, list):
+            out += b"](" + b"".join(_py2_int(x) if isinstance(x, int) else _py2_str(x.encode()) for x in v) + b"e"
+        else:
+            out += _py2_str(v.encode())
+    return out + b"u."
+
+
+def test_py2_pickle_helper_is_a_valid_pickle():
+    a = np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072)
+    d = pickle.loads(_py2_pickle({"data": a, "labels": [3, 7], "batch_label": "b"}), encoding="bytes")
+    assert d[b"labels"] == [3, 7] and d[b"batch_label"] == b"b"
+    np.testing.assert_array_equal(d[b"data"], a)
+
+
+def test_cifar10_python2_batches_and_meta(tmp_path):
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    rng = np.random.default_rng(7)
+    want = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, size=(3, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=3).tolist()
+        (base / name).write_bytes(_py2_pickle({"batch_label": name, "labels": labels, "data": data,
+                                               "filenames": ["a.png", "b.png", "c.png"]}))
+        want[name] = (data, labels)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    (base / "batches.meta").write_bytes(_py2_pickle({"label_names": names, "num_vis": "3072"}))
+    ds = load_cifar10(tmp_path)
+    assert ds.train.labels.tolist() == sum((want[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    np.testing.assert_array_equal((ds.test.x.numpy() * 255).round().astype(np.uint8).reshape(3, 3072),
+                                  want["test_batch"][0])
+    assert ds.info["class_names"] == names
+
+
+def _cifar100_files(base, rng, *, n=6, nt=4, py2=True):
+    base.mkdir(parents=True)
+    out = {}
+    for name, k in (("train", n), ("test", nt)):
+        d = {"filenames": ["x.png"] * k, "batch_label": name,
+             "fine_labels": rng.integers(0, 100, size=k).tolist(),
+             "coarse_labels": rng.integers(0, 20, size=k).tolist(),
+             "data": rng.integers(0, 256, size=(k, 3072), dtype=np.uint8)}
+        if py2:
+            (base / name).write_bytes(_py2_pickle(d))
+        else:
+            with open(base / name, "wb") as fh:
+                pickle.dump({key.encode(): v for key, v in d.items()}, fh, protocol=4)
+        out[name] = d
+    meta = {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": [f"c{i}" for i in range(20)]}
+    (base / "meta").write_bytes(_py2_pickle(meta))
+    return out
+
+
+@pytest.mark.parametrize("py2", [True, False])
+def test_cifar100_fine_and_coarse(tmp_path, py2):
+    files = _cifar100_files(tmp_path / "cifar-100-python", np.random.default_rng(8), py2=py2)
+    fine = load_cifar100(tmp_path)
+    assert fine.name == "cifar100" and fine.num_classes == 100
+    assert fine.train.x.shape == (6, 3, 32, 32) and fine.test.x.shape == (4, 3, 32, 32)
+    assert fine.train.labels.tolist() == files["train"]["fine_labels"]
+    assert fine.test.labels.tolist() == files["test"]["fine_labels"]
+    d = files["train"]["data"]
+    assert fine.train.x[4, 2, 31, 0].item() == pytest.approx(d[4, 2048 + 31 * 32] / 255)  # blue plane, last row
+    assert fine.info["class_names"][:2] == ["f0", "f1"]
+    coarse = load_cifar100(tmp_path / "cifar-100-python", label_type="coarse")
+    assert coarse.name == "cifar100_coarse" and coarse.num_classes == 20
+    assert coarse.train.labels.tolist() == files["train"]["coarse_labels"]
+    assert coarse.info["class_names"] == [f"c{i}" for i in range(20)]
+    torch.testing.assert_close(coarse.train.x, fine.train.x)
+
+
+def test_cifar100_errors(tmp_path):
+    with pytest.raises(InputFileError, match="cifar-100-python/test") as e:
+        load_cifar100(tmp_path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(SpecError, match="label_type"):
+        load_cifar100(tmp_path, label_type="super")
+    base = tmp_path / "cifar-100-python"
+    _cifar100_files(base, np.random.default_rng(9))
+    (base / "train").unlink()
+    with pytest.raises(InputFileError, match="cifar-100-python/train"):
+        load_cifar100(tmp_path)
+    (base / "train").write_bytes(_py2_pickle({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}))
+    with pytest.raises(InputFileError, match="fine_labels"):
+        load_cifar100(tmp_path)
+    (base / "train").write_bytes(_py2_pickle({"data": np.zeros((2, 3072), np.int32), "fine_labels": [0, 1]}))
+    with pytest.raises(InputFileError, match="uint8"):
+        load_cifar100(tmp_path)
+
+
+def test_load_dataset_cifar100(tmp_path):
+    _cifar100_files(tmp_path / "cifar-100-python", np.random.default_rng(10), n=12)
+    assert {"cifar100", "cifar100_coarse"} <= set(DATASETS)
+    ds = load_dataset("cifar100", root=tmp_path)
+    assert ds.num_classes == 100 and ds.info["standardised"]
+    assert load_dataset("cifar100_coarse", root=tmp_path).num_classes == 20
+    assert load_dataset("cifar-100", root=tmp_path).num_classes == 100
+
+
+# ----------------------------------------------------------------------------- pickle payloads
+class _MakeDir:
+    """A pickle payload: unpickling it calls os.mkdir(marker) (code execution)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.mark.parametrize("where", ["data", "labels", "top"])
+def test_cifar_payload_does_not_execute(tmp_path, where):
+    marker = tmp_path / "pwned"
+    payload = _MakeDir(marker)
+    # control: a plain unpickler does run it, so the payload is live
+    pickle.loads(pickle.dumps(payload))
+    assert marker.is_dir()
+    marker.rmdir()
+    base = tmp_path / "cifar-100-python"
+    _cifar100_files(base, np.random.default_rng(11))
+    good = {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 1], b"coarse_labels": [0, 1]}
+    bad = payload if where == "top" else {**good, where.encode() if where != "labels" else b"fine_labels": payload}
+    for proto in (2, 4):
+        (base / "test").write_bytes(pickle.dumps(bad, protocol=proto))
+        with pytest.raises(InputFileError, match=r"refusing to load the global (posix|nt)\.mkdir") as e:
+            load_cifar100(tmp_path)
+        assert "\n" not in str(e.value) and "cifar-100-python/test" in str(e.value)
+        assert not marker.exists()
+
+
+@pytest.mark.parametrize("glob", [("builtins", "eval"), ("builtins", "getattr"), ("os", "system"),
+                                  ("numpy", "load"), ("numpy.core.multiarray", "scalar"), ("subprocess", "Popen")])
+def test_cifar_unpickler_refuses_other_globals(tmp_path, glob):
+    base = tmp_path / "cifar-10-batches-py"
+    _cifar_files(base, np.random.default_rng(12))
+    module, name = glob
+    raw = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n."  # just the GLOBAL opcode
+    (base / "test_batch").write_bytes(raw)
+    with pytest.raises(InputFileError, match=f"refusing to load the global {module}.{name}"):
+        load_cifar10(tmp_path)
+
+
+def test_codecs_encode_only_for_latin1_text(tmp_path):
+    from nclab.data.files import _CifarUnpickler
+
+    ok = pickle.dumps({b"k": b"\x00\xff"}, protocol=2)  # Python 3 writes bytes via _codecs.encode here
+    assert b"_codecs" in ok
+    assert _CifarUnpickler(__import__("io").BytesIO(ok), encoding="bytes").load() == {b"k": b"\x00\xff"}
+    evil = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00rot_13\x86R."
+    assert pickle.loads(evil) == "nop"  # the codec would run under a plain unpickler
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        _CifarUnpickler(__import__("io").BytesIO(evil), encoding="bytes").load()

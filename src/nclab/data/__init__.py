@@ -1,7 +1,8 @@
 """Datasets and label-noise models for collapse experiments.
 
 Embedded default: MNIST-1D generated offline (:func:`make_mnist1d`). Files a user already has:
-:func:`load_mnist`, :func:`load_fashion_mnist`, :func:`load_cifar10`, :func:`load_svhn`.
+:func:`load_mnist`, :func:`load_fashion_mnist`, :func:`load_cifar10`, :func:`load_cifar100`,
+:func:`load_svhn` (torchvision's on-disk layouts, ``docs/datasets.md``).
 Synthetic sets of seed 003: :func:`make_teacher`, :func:`make_conic_hull`. Class operations:
 :func:`subset_classes`, :func:`balanced_subsample`. Label noise keeping true and observed
 labels: :func:`add_label_noise` (symmetric, latent noise classes, pair-flip).
@@ -11,7 +12,7 @@ labels: :func:`add_label_noise` (symmetric, latent noise classes, pair-flip).
 from __future__ import annotations
 
 from nclab.data.base import Dataset, Split, balanced_subsample, make_dataset_from_arrays, subset_classes
-from nclab.data.files import load_cifar10, load_fashion_mnist, load_mnist, load_svhn, read_idx
+from nclab.data.files import load_cifar10, load_cifar100, load_fashion_mnist, load_mnist, load_svhn, read_idx
 from nclab.data.mnist1d import make_mnist1d
 from nclab.data.noise import (
     NOISE_KINDS,
@@ -33,6 +34,7 @@ __all__ = [
     "conic_hull_directions",
     "latent_noise_classes",
     "load_cifar10",
+    "load_cifar100",
     "load_dataset",
     "load_fashion_mnist",
     "load_mnist",
