@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nclab.data import DATASETS, load_cifar10, load_dataset, load_fashion_mnist, load_mnist, load_svhn, read_idx
+from nclab.data import DATASETS, FILE_DATASETS, load_cifar10, load_dataset, load_fashion_mnist, load_mnist, load_svhn, read_idx
 from nclab.data.files import load_cifar100
 from nclab.errors import InputFileError, SpecError
 
@@ -276,6 +276,16 @@ def test_cifar100_errors(tmp_path):
     (base / "train").write_bytes(_py2_pickle({"data": np.zeros((2, 3072), np.int32), "fine_labels": [0, 1]}))
     with pytest.raises(InputFileError, match="uint8"):
         load_cifar100(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse", "svhn"])
+def test_every_file_dataset_needs_a_root_and_names_its_files(tmp_path, name):
+    assert name in FILE_DATASETS and set(FILE_DATASETS) <= set(DATASETS)
+    with pytest.raises(SpecError, match="root"):
+        load_dataset(name)
+    with pytest.raises(InputFileError, match=str(tmp_path)) as e:  # an empty directory: the expected path
+        load_dataset(name, root=tmp_path)
+    assert "\n" not in str(e.value)
 
 
 def test_load_dataset_cifar100(tmp_path):

@@ -21,11 +21,12 @@ from nclab.data.noise import (
     pair_flip_noise,
     symmetric_noise,
 )
-from nclab.data.registry import DATASETS, load_dataset
+from nclab.data.registry import DATASETS, FILE_DATASETS, load_dataset
 from nclab.data.synthetic import conic_hull_directions, make_conic_hull, make_teacher
 
 __all__ = [
     "DATASETS",
+    "FILE_DATASETS",
     "Dataset",
     "NOISE_KINDS",
     "Split",

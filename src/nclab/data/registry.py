@@ -16,7 +16,7 @@ from nclab.data.noise import NoiseKind, add_label_noise
 from nclab.data.synthetic import make_conic_hull, make_teacher
 from nclab.errors import SpecError
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "FILE_DATASETS", "load_dataset"]
 
 DATASETS = ("mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "cifar100_coarse", "svhn", "teacher", "conic_hull")
 _FILE_LOADERS = {
@@ -27,6 +27,8 @@ _FILE_LOADERS = {
     "cifar100_coarse": lambda root: load_cifar100(root, label_type="coarse"),
     "svhn": load_svhn,
 }
+FILE_DATASETS = tuple(_FILE_LOADERS)
+"""The datasets read from files under a ``root`` directory (the others are generated)."""
 
 
 def _standardise(ds: Dataset) -> Dataset:
