@@ -1,31 +1,13 @@
 import pytest
 import torch
 
-import nclab.metrics._dense as dense
-import nclab.metrics.functional as functional
-
-#: The engines of collapse_metrics: the dense engine's compiled kernel (when it was built), the
-#: dense engine's NumPy code, and the streaming engine.
-ENGINES = (["compiled"] if dense.COMPILED else []) + ["dense", "streaming"]
 
 
-def pytest_generate_tests(metafunc):
-    """Every metrics test runs on every engine of collapse_metrics (the dense engine takes the small
-    problems of these tests by default), except those marked ``streaming_only``, which force the
-    streaming engine's internal paths."""
-    if "engine" in metafunc.fixturenames:
-        only = metafunc.definition.get_closest_marker("streaming_only")
-        metafunc.parametrize("engine", ["streaming"] if only else ENGINES, indirect=True)
-
-
-@pytest.fixture(autouse=True)
-def engine(request, monkeypatch):
-    name = getattr(request, "param", "compiled" if dense.COMPILED else "dense")
-    if name == "streaming":
-        monkeypatch.setattr(functional, "_DENSE", False)
-    elif name == "dense":  # the NumPy code of the dense engine
-        monkeypatch.setattr(dense, "COMPILED", False)
-    return name
+@pytest.fixture
+def engine():
+    """One implementation of every metric: kept as a fixture name so that tests written for the
+    three former engines read unchanged."""
+    return "pytorch"
 
 
 def make_data(n_per=12, C=4, d=6, *, seed=0, noise=0.7, bias=True, with_test=False, dtype=torch.float64):

@@ -1,7 +1,6 @@
-"""The dense engine (small CPU problems) and the streaming engine give the same numbers.
-
-Every other test in this folder already runs on both engines (see conftest.py); these check the
-dispatch and the agreement of the two engines on problems larger than the unit tests'."""
+"""The one pipeline (ClassStats, then one DecisionPass) on its paths: C <= d (K in the span of the
+means) and C > d (the d x d scatter), float32/float64/half features, several sets, ties and
+doubly-wrong rows, exact row distances."""
 
 import math
 import warnings
@@ -10,61 +9,34 @@ import numpy as np
 import pytest
 import torch
 
-import nclab.metrics._dense as dense
-import nclab.metrics.functional as functional
 from nclab.errors import NonFiniteError
 from nclab.metrics import collapse_metrics
 
 from .conftest import make_data
 
-pytestmark = pytest.mark.streaming_only  # run once: each test sets the engine(s) it checks itself
-
-
-def _both(monkeypatch, *args, **kw):
-    monkeypatch.setattr(functional, "_DENSE", True)
-    a = collapse_metrics(*args, **kw)
-    monkeypatch.setattr(functional, "_DENSE", False)
-    b = collapse_metrics(*args, **kw)
-    return a, b
-
-
 @pytest.mark.parametrize("C,d", [(12, 40), (40, 12), (3, 3)], ids=["C<d", "C>d", "C=d"])
-@pytest.mark.parametrize("dtype,rtol", [(torch.float64, 1e-10), (torch.float32, 2e-6)])
-def test_engines_agree(monkeypatch, C, d, dtype, rtol):
-    D = make_data(n_per=60, C=C, d=d, with_test=True, seed=3, dtype=dtype)
-    spy = []
-    monkeypatch.setattr(functional, "dense_metrics", lambda *a, **k: spy.append(1) or dense.dense_metrics(*a, **k))
-    a, b = _both(
-        monkeypatch, D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"].to(dtype),
-        test_labels=D["yt"], true_labels=D["ytrue"], ood_features=D["Hood"],
-    )
-    assert spy == [1]  # the first call took the dense engine, the second did not
+def test_float32_agrees_with_float64(C, d):
+    # the products over d run in float32 for float32 features; sums over samples in float64
+    D = make_data(n_per=60, C=C, d=d, with_test=True, seed=3)
+    kw = dict(weights=D["W"], bias=D["b"], test_labels=D["yt"], true_labels=D["ytrue"], ood_features=D["Hood"])
+    a = collapse_metrics(D["H"].float(), D["yobs"], test_features=D["Ht"].float(), **kw)
+    b = collapse_metrics(D["H"].float().double(), D["yobs"], test_features=D["Ht"].float().double(), **kw)
     assert set(a) == set(b) and len(a) >= 30
-    for k in a:  # float32: the streaming engine's products are float32, the dense engine's float64
-        assert math.isclose(a[k], b[k], rel_tol=rtol, abs_tol=1e-9), (k, a[k], b[k])
-
-
-def test_dispatch():
-    cpu = torch.device("cpu")
-    assert dense.dense_fits(3200, 10, 10, cpu)  # the quick preset's tracked epoch
-    assert not dense.dense_fits(100_000, 10, 10, cpu)  # many samples: streaming
-    assert not dense.dense_fits(100, 10, dense.DENSE_MAX_CLASSES + 1, cpu)  # many classes: tiled
-    assert not dense.dense_fits(100, 10, 10, torch.device("meta"))  # accelerators stay on device
+    for k in a:
+        assert math.isclose(a[k], b[k], rel_tol=2e-6, abs_tol=1e-9), (k, a[k], b[k])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_precision_features(monkeypatch, dtype):
+def test_half_precision_features(dtype):
     D = make_data(n_per=20, C=4, d=6, dtype=dtype)
-    a, b = _both(monkeypatch, D["H"], D["y"], weights=D["W"])
+    b = collapse_metrics(D["H"], D["y"], weights=D["W"])  # products in float32
     ref = collapse_metrics(D["H"].double(), D["y"], weights=D["W"])
     for k in ref:
-        assert math.isclose(a[k], ref[k], rel_tol=1e-12, abs_tol=1e-12), k  # dense: exact float64 of the values
         assert math.isclose(b[k], ref[k], rel_tol=1e-5, abs_tol=1e-6), k
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_dense_nonfinite_raises_without_numpy_warnings(monkeypatch, bad):
-    monkeypatch.setattr(functional, "_DENSE", True)
+def test_nonfinite_raises_without_warnings(bad):
     D = make_data(n_per=5, C=3, d=4)
     H = D["H"].clone()
     H[2, 1] = bad
@@ -74,12 +46,10 @@ def test_dense_nonfinite_raises_without_numpy_warnings(monkeypatch, bad):
             collapse_metrics(H, D["y"], weights=D["W"])
 
 
-@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_many_sets_equal_separate_calls(monkeypatch, dense_on, bias):
+def test_many_sets_equal_separate_calls(bias):
     from nclab.metrics import collapse_metrics_many
 
-    monkeypatch.setattr(functional, "_DENSE", dense_on)
     D = make_data(n_per=40, C=5, d=7, with_test=True, seed=11, bias=bias)
     Dt = make_data(n_per=9, C=5, d=7, seed=12, dtype=torch.float32)  # another size and dtype
     sets = [(D["H"], D["yobs"]), (D["Ht"], D["yt"]), (Dt["H"], Dt["y"])]
@@ -107,15 +77,13 @@ def test_many_sets_errors_name_the_set():
         collapse_metrics_many([])
 
 
-@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
 @pytest.mark.parametrize("duplicate_rows", [False, True])
-def test_nc4_when_both_rules_are_wrong(monkeypatch, dense_on, duplicate_rows):
+def test_nc4_when_both_rules_are_wrong(duplicate_rows):
     # a random classifier is wrong for most samples under both rules (NC4 then compares the two
     # predictions); duplicated rows of W tie the logits of two classes for every sample
     from ._reference import ref_all
     from .conftest import to_np
 
-    monkeypatch.setattr(functional, "_DENSE", dense_on)
     D = make_data(n_per=30, C=6, d=5, seed=5, noise=3.0)
     W = D["W"].clone()
     if duplicate_rows:
@@ -123,29 +91,25 @@ def test_nc4_when_both_rules_are_wrong(monkeypatch, dense_on, duplicate_rows):
     got = collapse_metrics(D["H"], D["y"], weights=W, bias=None)
     with np.errstate(divide="ignore", invalid="ignore"):  # the reference's gamma / ||w_1 - w_2|| = 0/0
         want = ref_all(to_np(D["H"]), to_np(D["y"]).astype(int), D["C"], to_np(W), None)
-    # ~1/3 of the samples are wrong for both rules: the dense engine compares their sets of maxima
+    # ~1/3 of the samples are wrong for both rules: their exact arg max decides
     assert got["accuracy"] < 0.5 and got["ncc_accuracy"] < 0.7
     for k in ("nc4_ncc_mismatch", "accuracy", "ncc_accuracy"):
         assert got[k] == pytest.approx(want[k], abs=1e-15), k
 
 
-@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
-def test_values_are_python_floats(monkeypatch, dense_on):
+def test_values_are_python_floats():
     # JSON output and the results store need plain floats, not NumPy scalars
-    monkeypatch.setattr(functional, "_DENSE", dense_on)
     D = make_data(n_per=10, C=4, d=5, with_test=True)
     m = collapse_metrics(D["H"], D["yobs"], weights=D["W"], bias=D["b"], test_features=D["Ht"], test_labels=D["yt"],
                          true_labels=D["ytrue"], ood_features=D["Hood"])
     assert all(type(v) is float for v in m.values()), {k: type(v) for k, v in m.items() if type(v) is not float}
 
 
-@pytest.mark.parametrize("dense_on", [True, False], ids=["dense", "streaming"])
 @pytest.mark.parametrize("C", [5, 30])  # torch.cdist's default switches to the (inexact) Gram form above 25 rows
-def test_normalized_margin_skips_coinciding_classifier_rows(monkeypatch, dense_on, C):
+def test_normalized_margin_skips_coinciding_classifier_rows(C):
     from ._reference import ref_pairwise_margins
     from .conftest import to_np
 
-    monkeypatch.setattr(functional, "_DENSE", dense_on)
     D = make_data(n_per=12, C=C, d=6, seed=8)
     W = D["W"].clone()
     W[3] = W[1]  # ||w_1 - w_3|| = 0: that pair's ratio is undefined
@@ -160,7 +124,7 @@ def test_normalized_margin_skips_coinciding_classifier_rows(monkeypatch, dense_o
 def test_row_distances_are_exactly_zero_for_coinciding_rows():
     # torch.cdist's default Gram form (used above 25 rows) leaves a positive distance between equal
     # rows for ~1 W in 6; such a pair would then not be skipped by margin_normalized_min
-    from nclab.metrics._kernels import _row_distances
+    from nclab.metrics.margins import row_distances as _row_distances
 
     gen = torch.Generator().manual_seed(0)
     for _ in range(50):
@@ -169,32 +133,3 @@ def test_row_distances_are_exactly_zero_for_coinciding_rows():
         D = _row_distances(W)
         assert D[1, 3] == 0 and D[3, 1] == 0
         assert torch.allclose(D, torch.linalg.vector_norm(W[:, None] - W[None], dim=-1), rtol=1e-14, atol=0)
-
-
-def test_dense_engine_reuses_a_sort_only_for_equal_labels(monkeypatch):
-    # the dense engine keeps the last label sets' sort; labels changed in place (same tensor, same
-    # shape) or new labels must give a new one
-    monkeypatch.setattr(functional, "_DENSE", True)
-    D = make_data(n_per=15, C=4, d=5, seed=3)
-    H, y, W = D["H"], D["y"].clone(), D["W"]
-    first = collapse_metrics(H, y, weights=W)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(1))
-    y[:] = y[perm]  # in place: the same tensor object, other labels
-    changed = collapse_metrics(H, y, weights=W)
-    monkeypatch.setattr(functional, "_DENSE", False)
-    want = collapse_metrics(H, y, weights=W)
-    assert changed["nc1"] != pytest.approx(first["nc1"])
-    for k, v in want.items():
-        assert changed[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
-
-
-def test_compiled_kernel_built_where_required():
-    # .ci/run sets NCLAB_REQUIRE_COMPILED=1: there a C compiler exists, so a failed (optional) build
-    # of nclab.metrics._ckernels must fail CI instead of silently falling back to the NumPy code
-    import os
-
-    from nclab.metrics import engine_info
-
-    if os.environ.get("NCLAB_REQUIRE_COMPILED") != "1":
-        pytest.skip("NCLAB_REQUIRE_COMPILED is not set")
-    assert dense.COMPILED, engine_info()

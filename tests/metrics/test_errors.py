@@ -19,7 +19,7 @@ Y = torch.arange(3).repeat(4)
         (dict(features=H, labels=Y + 1, num_classes=3), LabelError, "num_classes=4"),
         (dict(features=H, labels=Y - 1), LabelError, ">= 0"),
         (dict(features=H, labels=torch.zeros(12, dtype=torch.long)), LabelError, "at least 2 classes"),
-        (dict(features=H, labels=Y * 2), LabelError, "no sample"),
+        (dict(features=H, labels=Y * 2, classes="all"), LabelError, "no sample"),  # the default measures present classes
         (dict(features=torch.where(H > 1, float("nan"), H), labels=Y), NonFiniteError, "NaN"),
         (dict(features=H, labels=Y, weights=torch.randn(3, 5)), ShapeError, "weights must have shape"),
         (dict(features=H, labels=Y, weights=torch.randn(3, 4), bias=torch.randn(4)), ShapeError, "bias"),

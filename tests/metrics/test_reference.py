@@ -113,12 +113,11 @@ def test_margin_paths_agree(C, d, dtype):
         assert math.isclose(full[k], fast[k], rel_tol=1e-6, abs_tol=1e-9), k
 
 
-@pytest.mark.streaming_only
 @pytest.mark.parametrize("tile", [2048, 5])
 def test_float32_pair_path_matches_float64(monkeypatch, tile):
     # large problems with float32 features take the float32 class-pair path (d-space Frobenius
     # distances, float32 entries, float64 sums); force it on a small problem and check against float64
-    import nclab.metrics._pairwise as P
+    import nclab.metrics.geometry as P
 
     D = make_data(C=12, d=7, n_per=9)
     want = collapse_metrics(D["H"], D["y"], weights=D["W"], bias=D["b"], tile=tile)
@@ -129,9 +128,8 @@ def test_float32_pair_path_matches_float64(monkeypatch, tile):
         assert math.isclose(got[k], v, rel_tol=2e-5, abs_tol=1e-6), (k, got[k], v)
 
 
-@pytest.mark.streaming_only
 def test_float32_pair_path_exact_configurations(monkeypatch):
-    import nclab.metrics._pairwise as P
+    import nclab.metrics.geometry as P
     from nclab.metrics import simplex_etf
 
     monkeypatch.setattr(P, "SMALL_PAIR_WORK", 0)
@@ -160,25 +158,23 @@ def test_ties_follow_first_index_argmax(dtype):
         assert math.isclose(got[k], want[k], rel_tol=1e-12, abs_tol=1e-12), k
 
 
-@pytest.mark.streaming_only
 @pytest.mark.parametrize("zero_w", [False, True])
 def test_accelerator_path_agrees(monkeypatch, zero_w):
     # the sync-free decision path used on GPUs (full argmax, masked) must equal the CPU path
-    import nclab.metrics.functional as Fn
+    import nclab.metrics.decisions as Dp
 
     D = make_data(C=6, d=5, n_per=11, dtype=torch.float32)
     W = torch.zeros(6, 5, dtype=torch.float64) if zero_w else D["W"]
     cpu = collapse_metrics(D["H"], D["y"], weights=W, bias=D["b"])
-    monkeypatch.setattr(Fn, "_host_sync_cheap", lambda device: False)
+    monkeypatch.setattr(Dp, "_host_sync_cheap", lambda device: False)
     acc = collapse_metrics(D["H"], D["y"], weights=W, bias=D["b"])
     for k in ("accuracy", "nc4_ncc_mismatch", "ncc_accuracy", "margin_min", "margin_mean"):
         assert acc[k] == cpu[k], k
 
 
-@pytest.mark.streaming_only
 def test_float32_pair_path_at_its_natural_size():
     # C^2 d above the threshold: float32 features take the float32 pair path without any patching
-    import nclab.metrics._pairwise as P
+    import nclab.metrics.geometry as P
 
     C, d = 200, 512
     assert C * C * d >= P.SMALL_PAIR_WORK
@@ -202,22 +198,21 @@ def test_overflowing_float32_logits_do_not_lose_samples():
     assert got["ncc_accuracy"] == want["ncc_accuracy"]
 
 
-@pytest.mark.streaming_only
 @pytest.mark.parametrize("case", [dict(C=4, d=9), dict(C=9, d=4), dict(C=70, d=80)], ids=["C<d", "C>d", "C>64"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_many_chunks_and_blocks_equal_one_chunk(monkeypatch, case, dtype):
-    # small inputs fit one chunk; force chunks of a few rows (and blocks of a few chunks) so that the
-    # cross-chunk accumulation, the block reduction and the float32 512-row K slices are exercised
-    import nclab.metrics.functional as Fn
+    # small inputs fit one chunk; force chunks of a few rows so that the cross-chunk accumulation (the
+    # Chan merges of ClassStats, the decision pass's sums) and the float32 512-row K slices are exercised
+    import nclab.metrics.decisions as Dp
+    import nclab.metrics.stats as St
 
     D = make_data(**case, n_per=13, dtype=dtype, with_test=True)
     kw = dict(weights=D["W"], bias=D["b"], test_features=D["Ht"].to(dtype), test_labels=D["yt"],
               true_labels=D["ytrue"])
     one = collapse_metrics(D["H"], D["yobs"], **kw)
-    monkeypatch.setattr(Fn, "_chunk_rows", lambda n, C, d, tile: 5)
-    monkeypatch.setattr(Fn, "_pass2_rows", lambda n, C, d: 7)
-    monkeypatch.setattr(Fn, "_BLOCK_CHUNKS", 3)
-    monkeypatch.setattr(Fn, "_K_ROWS", 3)
+    monkeypatch.setattr(St, "_CHUNK_ELEMS", 5 * D["H"].shape[1])  # 5 rows per ClassStats update
+    monkeypatch.setattr(Dp, "chunk_rows", lambda n, C, d: 7)
+    monkeypatch.setattr(Dp, "_K_ROWS", 3)
     many = collapse_metrics(D["H"], D["yobs"], **kw)
     assert set(many) == set(one)
     # float32: K is a float32 product per 512-row slice (1e-6 relative here, an ill-conditioned

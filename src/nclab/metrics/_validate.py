@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -13,17 +14,43 @@ _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def as_tensor(x: Any, name: str) -> torch.Tensor:
-    """Convert a NumPy array / tensor / nested list to a tensor without copying when possible."""
+    """Convert a NumPy array / tensor / nested list to a dense real tensor without copying when
+    possible; sparse, quantized and complex input is refused with the fix in one line."""
     if isinstance(x, torch.Tensor):
-        return x.detach()
+        t = x.detach()
+        if t.layout != torch.strided:
+            raise ShapeError(f"{name} is a sparse tensor ({t.layout}); pass {name}.to_dense().")
+        if t.is_quantized:
+            raise ShapeError(f"{name} is a quantized tensor; pass {name}.dequantize().")
+        if t.is_complex():
+            raise ShapeError(f"{name} is complex; pass real features (e.g. torch.view_as_real({name}).flatten(1)).")
+        return t
     if isinstance(x, np.ndarray):
+        if x.dtype.kind == "c":
+            raise ShapeError(f"{name} is complex ({x.dtype}); pass real features.")
         if x.dtype == np.float16 or x.dtype.kind in "fiub":
             return torch.from_numpy(np.ascontiguousarray(x))
         raise ShapeError(f"{name} has dtype {x.dtype}; pass a numeric array.")
+    if type(x).__module__.startswith("scipy.sparse"):
+        raise ShapeError(f"{name} is a SciPy sparse matrix; pass {name}.toarray().")
     try:
-        return torch.as_tensor(x)
+        t = torch.as_tensor(x)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ShapeError(f"{name} could not be converted to a tensor ({exc}).") from None
+    return as_tensor(t, name)
+
+
+def check_alloc(nbytes: float, what: str) -> None:
+    """Refuse an allocation that cannot fit in this machine's memory, before making it."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every platform
+        return
+    if nbytes > total:
+        raise ShapeError(
+            f"{what} would need {nbytes / 2**30:,.1f} GiB but this machine has {total / 2**30:,.1f} GiB; "
+            "check the number of classes and the feature dimension."
+        )
 
 
 def check_features(x: Any, name: str = "features", *, dim: int | None = None, finite: bool = True) -> torch.Tensor:
@@ -37,6 +64,8 @@ def check_features(x: Any, name: str = "features", *, dim: int | None = None, fi
         )
     if t.shape[0] == 0:
         raise ShapeError(f"{name} has no rows; pass at least one sample.")
+    if t.shape[1] == 0:
+        raise ShapeError(f"{name} has zero width (shape {tuple(t.shape)}); pass features with at least one dimension.")
     if t.dtype not in _FLOAT_DTYPES:
         t = t.to(torch.float64)
     if dim is not None and t.shape[1] != dim:
@@ -101,16 +130,37 @@ def check_labels(
     if num_classes < 2:
         raise LabelError(f"neural-collapse metrics need at least 2 classes; {name} has {num_classes}.")
     if require_all:
-        counts = np.bincount(tn, minlength=num_classes) if host else torch.bincount(t, minlength=num_classes)
-        if not bool(counts.all()):
-            empty = np.flatnonzero(counts == 0).tolist() if host else (counts == 0).nonzero().flatten().tolist()
-            shown = ", ".join(str(c) for c in empty[:5])
-            more = "" if len(empty) <= 5 else f" (and {len(empty) - 5} more)"
+        missing = missing_classes(t, num_classes)
+        if missing:
+            shown = ", ".join(str(c) for c in missing[:5])
+            more = "" if len(missing) <= 5 else f" (and {len(missing) - 5} more)"
             raise LabelError(
                 f"class(es) {shown}{more} have no sample in {name}; every class needs at least one "
-                "sample. Pass num_classes matching the labels present, or remap the labels."
+                "sample. Pass num_classes matching the labels present, remap the labels, or use "
+                "classes='present'."
             )
     return t, num_classes
+
+
+def present_classes(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Sorted class indices with at least one sample. Memory O(min(C, n)): with far more classes than
+    samples the labels are sorted instead of counted, so no C-sized array is made."""
+    if num_classes <= 4 * y.numel() + 1024:
+        return (torch.bincount(y, minlength=num_classes) > 0).nonzero().flatten()
+    return torch.unique(y)
+
+
+def missing_classes(y: torch.Tensor, num_classes: int) -> list[int]:
+    """Class indices without a sample (the first few hundred at most)."""
+    present = present_classes(y, num_classes)
+    if present.numel() == num_classes:
+        return []
+    if num_classes > 4 * y.numel() + 1024:  # report the first missing ones without a C-sized array
+        have = set(present[:1000].tolist())
+        return [c for c in range(min(num_classes, 1200)) if c not in have][:200]
+    mask = torch.ones(num_classes, dtype=torch.bool, device=y.device)
+    mask[present] = False
+    return mask.nonzero().flatten()[:200].tolist()
 
 
 def check_classifier(

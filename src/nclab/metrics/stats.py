@@ -6,30 +6,55 @@ float64 on the features' device,
 * ``count``  (C,)   :math:`n_c`,
 * ``mean``   (C, d) :math:`\mu_c`,
 * ``sq_dev`` (C,)   :math:`\sum_{i: y_i=c} \|h_i-\mu_c\|^2`,
+* ``unit_sum`` (C, d) :math:`\sum_{i: y_i=c} h_i/\|h_i\|` (for the cosine measures of Pan, 2023),
 * ``scatter`` (d, d) the pooled within-class scatter :math:`\sum_i (h_i-\mu_{y_i})(h_i-\mu_{y_i})^\top`
-  (optional: ``track_scatter=False`` keeps memory at O(C d)),
-* ``unit_sum`` (C, d) :math:`\sum_{i: y_i=c} h_i/\|h_i\|` (for the cosine measures of Pan, 2023).
+  (optional: needed for NC1 only when the features are seen once; ``track_scatter=False`` keeps
+  memory at O(C d) and :class:`~nclab.metrics.DecisionPass` supplies NC1's statistic instead).
 
 Batches are merged with the exact parallel-variance formula of Chan, Golub & LeVeque (1979), as
 ``torchmetrics`` does for Pearson's r: merging two partitions with counts :math:`n_1, n_2` and mean
-difference :math:`\delta_c` adds :math:`\frac{n_1 n_2}{n_1+n_2}\delta_c\delta_c^\top` per class. The
-result is independent of batch order and batch size up to rounding, and an empty accumulator is the
-identity of :meth:`ClassStats.merge`.
+difference :math:`\delta_c` adds :math:`\frac{n_1 n_2}{n_1+n_2}\delta_c\delta_c^\top` per class. Only
+the classes present in a batch are touched. The result is independent of batch order and size up to
+rounding, and an empty accumulator is the identity of :meth:`ClassStats.merge`.
 
-Cost of :meth:`ClassStats.update` on a batch of b rows: O(b d) plus O(b d^2) for the scatter
-(the cross term touches only the classes present in the batch, at most b of them).
+Scale: every metric is scale-invariant or scale-covariant, but squares of features near 1e155 (or
+products of float32 features near 1e19) overflow. The first batch fixes a power-of-two ``scale`` (1
+for features of ordinary size, |h| in [2^-32, 2^32]) and the state holds h / scale: dividing by a
+power of two is exact, so the numbers equal those of the same features at unit scale; covariant
+metrics are multiplied back (:func:`~nclab.metrics.metrics_from_moments`).
+
+Cost of :meth:`ClassStats.update` on a batch of b rows with k distinct labels: O(b d + k d), plus
+O(b d^2) with the scatter.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 
-from nclab.errors import LabelError, ShapeError
-from nclab.metrics._validate import check_features, check_labels
+from nclab.errors import LabelError, NonFiniteError, ShapeError
+from nclab.metrics._validate import check_alloc, check_features, check_finite, check_labels
 
-__all__ = ["ClassStats", "ClassMoments"]
+__all__ = ["ClassStats", "ClassMoments", "accumulate", "power_of_two_scale"]
+
+#: Elements per chunk of in-memory features fed to ClassStats (32 MB of float64 temporaries).
+_CHUNK_ELEMS = 1 << 22
+#: Features whose largest magnitude lies in [2^-32, 2^32] are accumulated unscaled.
+_SAFE_EXP = 32
+
+
+def power_of_two_scale(h: torch.Tensor) -> float:
+    """A power of two near max|h| when that lies outside [2^-32, 2^32], else 1.0 (exact rescaling)."""
+    if not h.numel():
+        return 1.0
+    lo, hi = torch.aminmax(h)
+    top = max(abs(float(lo)), abs(float(hi)))
+    if top == 0.0 or not math.isfinite(top):
+        return 1.0
+    e = math.frexp(top)[1]
+    return math.ldexp(1.0, e) if abs(e) > _SAFE_EXP else 1.0
 
 
 @dataclass(frozen=True)
@@ -40,12 +65,20 @@ class ClassMoments:
     ----------
     count : Tensor of shape (C,)
     mean : Tensor of shape (C, d)
+        In units of ``scale`` (the features are ``scale`` times these).
     sq_dev : Tensor of shape (C,)
-        Sum over the class of squared distances to its mean.
+        Sum over the class of squared distances to its mean (units of ``scale**2``).
     unit_sum : Tensor of shape (C, d)
         Sum over the class of the L2-normalised features (zero features contribute 0).
     scatter : Tensor of shape (d, d) or None
-        Pooled within-class scatter (not divided by n).
+        Pooled within-class scatter (not divided by n; units of ``scale**2``).
+    scale : float
+        Power of two the features were divided by (1.0 for features of ordinary size).
+    classes : Tensor of shape (C,) or None
+        The original class index of each row when the moments cover only the classes present
+        (``compute(classes="present")``); None when they cover every class 0..C-1.
+    total_classes : int or None
+        The number of classes the accumulator was made for (with ``classes``).
     """
 
     count: torch.Tensor
@@ -53,6 +86,9 @@ class ClassMoments:
     sq_dev: torch.Tensor
     unit_sum: torch.Tensor
     scatter: torch.Tensor | None = None
+    scale: float = 1.0
+    classes: torch.Tensor | None = None
+    total_classes: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -66,6 +102,19 @@ class ClassMoments:
     def num_samples(self) -> int:
         return int(self.count.sum().item())
 
+    def select(self, classes: torch.Tensor) -> "ClassMoments":
+        """The moments of a subset of classes (indices into these rows), e.g. those present."""
+        base = self.classes[classes] if self.classes is not None else classes
+        return replace(
+            self,
+            count=self.count[classes],
+            mean=self.mean[classes],
+            sq_dev=self.sq_dev[classes],
+            unit_sum=self.unit_sum[classes],
+            classes=base,
+            total_classes=self.total_classes or self.num_classes,
+        )
+
 
 def _unit_rows(h64: torch.Tensor) -> torch.Tensor:
     """Rows divided by their L2 norm; all-zero rows stay zero. (b, d) -> (b, d)."""
@@ -74,14 +123,15 @@ def _unit_rows(h64: torch.Tensor) -> torch.Tensor:
 
 
 class ClassStats:
-    r"""One-pass accumulator of per-class counts, means, within-class scatter and unit-vector sums.
+    r"""One-pass accumulator of per-class counts, means, squared deviations, unit-vector sums and
+    (optionally) the pooled within-class scatter.
 
     Parameters
     ----------
     num_classes : int
         Number of classes C (labels must lie in ``[0, C)``).
     track_scatter : bool, default=True
-        Keep the (d, d) pooled within-class scatter, needed for NC1 when the features are streamed.
+        Keep the (d, d) pooled within-class scatter, needed for NC1 when the features are seen once.
     device : torch.device or str, optional
         Where the state lives; default: the device of the first batch.
 
@@ -101,19 +151,17 @@ class ClassStats:
         self.num_classes = num_classes
         self.track_scatter = track_scatter
         self.device = None if device is None else torch.device(device)
-        self.dim: int | None = None
-        self.count: torch.Tensor | None = None
-        self.mean: torch.Tensor | None = None
-        self.sq_dev: torch.Tensor | None = None
-        self.unit_sum: torch.Tensor | None = None
-        self.scatter: torch.Tensor | None = None
+        self.reset()
 
     # -- state -----------------------------------------------------------------------------
-    def _init_state(self, dim: int, device: torch.device) -> None:
+    def _init_state(self, dim: int, device: torch.device, scale: float) -> None:
+        C = self.num_classes
+        check_alloc(8.0 * (2 * C * dim + 2 * C + (dim * dim if self.track_scatter else 0)),
+                    f"per-class statistics of {C:,} classes in dimension {dim:,}")
         self.dim = dim
         self.device = device
+        self.scale = scale
         opts = dict(dtype=torch.float64, device=device)
-        C = self.num_classes
         self.count = torch.zeros(C, **opts)
         self.mean = torch.zeros(C, dim, **opts)
         self.sq_dev = torch.zeros(C, **opts)
@@ -122,7 +170,8 @@ class ClassStats:
 
     def reset(self) -> "ClassStats":
         """Forget everything seen so far."""
-        self.dim = None
+        self.dim: int | None = None
+        self.scale = 1.0
         self.count = self.mean = self.sq_dev = self.unit_sum = self.scatter = None
         return self
 
@@ -133,15 +182,36 @@ class ClassStats:
     # -- update / merge --------------------------------------------------------------------
     def update(self, features, labels) -> "ClassStats":
         """Add a batch: ``features`` of shape (b, d), ``labels`` of shape (b,). Returns ``self``."""
-        h = check_features(features, "features", dim=self.dim)
+        h = check_features(features, "features", dim=self.dim, finite=False)
         y, _ = check_labels(labels, h.shape[0], self.num_classes, device=h.device, require_all=False)
-        if self.dim is None:
-            self._init_state(h.shape[1], self.device or h.device)
-        h64 = h.to(device=self.device, dtype=torch.float64)
-        y = y.to(self.device)
-        part = _batch_moments(h64, y, self.num_classes, self.track_scatter)
-        self._merge_parts(*part)
+        self._update(h, y)
         return self
+
+    def _update(self, h: torch.Tensor, y: torch.Tensor, name: str = "features") -> None:
+        """:meth:`update` on validated input (finiteness is checked on the batch sums)."""
+        if self.dim is None:
+            self._init_state(h.shape[1], self.device or h.device, power_of_two_scale(h))
+        h64 = h.to(device=self.device, dtype=torch.float64)
+        if self.scale != 1.0:
+            h64 = h64 * (1.0 / self.scale)
+        y = y.to(self.device)
+        count, sums, unit = _class_sums(h64, y, self.num_classes)
+        if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
+            check_finite(h, name)
+            raise NonFiniteError(
+                f"{name} overflow after rescaling by 2^{math.frexp(self.scale)[1] - 1}: the batches span more "
+                "than ~10^300 in magnitude; rescale them to a common range."
+            )
+        active = (count > 0).nonzero().flatten()
+        mean_b = sums[active] / count[active, None]
+        # per-class sums of squared deviations from the batch means, summed once per row
+        pos = torch.full((self.num_classes,), -1, dtype=torch.long, device=self.device)
+        pos[active] = torch.arange(active.numel(), device=self.device)
+        r = h64 - mean_b[pos[y]]
+        sq = torch.zeros(active.numel(), dtype=torch.float64, device=self.device)
+        sq.index_add_(0, pos[y], (r * r).sum(1))
+        S = r.T @ r if self.track_scatter else None
+        self._merge_parts(active, count[active], mean_b, sq, unit[active], S)
 
     def merge(self, other: "ClassStats") -> "ClassStats":
         """Merge another accumulator (e.g. from another worker) into this one. Returns ``self``."""
@@ -154,65 +224,95 @@ class ClassStats:
         if self.track_scatter and not other.track_scatter:
             raise ShapeError("cannot merge a ClassStats without scatter into one that tracks it.")
         if self.dim is None:
-            self._init_state(other.dim, self.device or other.device)
+            self._init_state(other.dim, self.device or other.device, other.scale)
         elif other.dim != self.dim:
             raise ShapeError(f"cannot merge ClassStats of dimension {other.dim} into dimension {self.dim}.")
         dev = self.device
+        f = other.scale / self.scale  # a power of two: exact
+        active = (other.count > 0).nonzero().flatten().to(dev)
+        o = active.to(other.count.device)
         self._merge_parts(
-            other.count.to(dev),
-            other.mean.to(dev),
-            other.sq_dev.to(dev),
-            other.unit_sum.to(dev),
-            other.scatter.to(dev) if self.track_scatter else None,
+            active,
+            other.count[o].to(dev),
+            other.mean[o].to(dev) * f,
+            other.sq_dev[o].to(dev) * (f * f),
+            other.unit_sum[o].to(dev),
+            other.scatter.to(dev) * (f * f) if self.track_scatter else None,
         )
         return self
 
-    def _merge_parts(self, n2, m2, s2, u2, S2) -> None:
-        """Chan et al. merge of a partition (n2, m2, s2, u2, S2) into the state."""
-        n1 = self.count
+    def _merge_parts(self, idx, n2, m2, s2, u2, S2) -> None:
+        """Chan et al. merge of a partition over the classes ``idx`` (n2 (k,), m2 (k, d), s2 (k,),
+        u2 (k, d), S2 (d, d)) into the state."""
+        n1 = self.count[idx]
         n = n1 + n2
-        safe = torch.where(n > 0, n, torch.ones_like(n))
-        delta = m2 - self.mean  # (C, d)
-        w = n1 * n2 / safe  # (C,), zero where either side is empty
-        self.mean += delta * (n2 / safe)[:, None]
-        self.sq_dev += s2 + w * (delta * delta).sum(1)
-        self.unit_sum += u2
+        delta = m2 - self.mean[idx]
+        w = n1 * n2 / n  # n2 > 0 for every class of idx; zero where this side is empty
+        self.mean.index_add_(0, idx, delta * (n2 / n)[:, None])
+        self.sq_dev.index_add_(0, idx, s2 + w * (delta * delta).sum(1))
+        self.unit_sum.index_add_(0, idx, u2)
         if self.track_scatter:
             self.scatter += S2
-            active = (w > 0).nonzero().flatten()
-            if active.numel():
-                d_a = delta[active]
-                self.scatter += d_a.T @ (d_a * w[active, None])
-        self.count = n
+            both = (w > 0).nonzero().flatten()
+            if both.numel():
+                d_a = delta[both]
+                self.scatter += d_a.T @ (d_a * w[both, None])
+        self.count.index_add_(0, idx, n2)
 
-    def compute(self) -> ClassMoments:
-        """Frozen copy of the moments; never mutates the state."""
+    def compute(self, *, classes: str = "all") -> ClassMoments:
+        """Frozen copy of the moments; never mutates the state.
+
+        ``classes="all"`` requires a sample of every class; ``"present"`` returns the moments of the
+        classes with samples (``ClassMoments.classes`` holds their original indices).
+        """
+        if classes not in ("all", "present"):
+            raise ShapeError(f"classes must be 'all' or 'present'; got {classes!r}.")
         if self.is_empty:
             raise LabelError("ClassStats has seen no sample; call update() with at least one batch first.")
-        empty = (self.count == 0).nonzero().flatten()
-        if empty.numel():
-            shown = ", ".join(str(int(c)) for c in empty[:5])
-            raise LabelError(
-                f"class(es) {shown} have no sample; every one of the num_classes={self.num_classes} classes "
-                "needs at least one sample. Pass the number of classes actually present or remap labels."
-            )
-        return ClassMoments(
+        moments = ClassMoments(
             count=self.count.clone(),
             mean=self.mean.clone(),
             sq_dev=self.sq_dev.clone(),
             unit_sum=self.unit_sum.clone(),
             scatter=None if self.scatter is None else self.scatter.clone(),
+            scale=self.scale,
         )
+        empty = self.count == 0
+        if not bool(empty.any()):
+            return moments
+        if classes == "all":
+            missing = empty.nonzero().flatten()[:5].tolist()
+            shown = ", ".join(str(c) for c in missing)
+            raise LabelError(
+                f"class(es) {shown} have no sample; every one of the num_classes={self.num_classes} classes "
+                "needs at least one sample. Use classes='present', pass the number of classes actually "
+                "present, or remap labels."
+            )
+        present = (~empty).nonzero().flatten()
+        if present.numel() < 2:
+            raise LabelError(f"only {present.numel()} class has samples; neural-collapse metrics need at least 2.")
+        return moments.select(present)
 
 
-def _batch_moments(h64: torch.Tensor, y: torch.Tensor, C: int, with_scatter: bool):
-    """Moments of one batch in float64: (count (C,), mean (C,d), sq_dev (C,), unit_sum (C,d), scatter)."""
-    d = h64.shape[1]
-    count = torch.bincount(y, minlength=C).to(h64.dtype)
-    sums = torch.zeros(C, d, dtype=h64.dtype, device=h64.device).index_add_(0, y, h64)
-    mean = sums / torch.where(count > 0, count, torch.ones_like(count))[:, None]
-    r = h64 - mean[y]
-    sq_dev = torch.zeros(C, dtype=h64.dtype, device=h64.device).index_add_(0, y, (r * r).sum(1))
-    unit_sum = torch.zeros_like(sums).index_add_(0, y, _unit_rows(h64))
-    scatter = r.T @ r if with_scatter else None
-    return count, mean, sq_dev, unit_sum, scatter
+def _class_sums(h64: torch.Tensor, y: torch.Tensor, C: int):
+    """Per-class counts (C,), sums (C, d) and unit-row sums (C, d) of a batch, with one index_add of
+    the (b, 2d) block [h | h/|h|]."""
+    b, d = h64.shape
+    block = torch.empty(b, 2 * d, dtype=torch.float64, device=h64.device)
+    block[:, :d] = h64
+    torch.div(h64, torch.linalg.vector_norm(h64, dim=1, keepdim=True).clamp_min_(1e-300), out=block[:, d:])
+    acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=h64.device).index_add_(0, y, block)
+    count = torch.bincount(y, minlength=C).to(torch.float64)
+    return count, acc[:, :d], acc[:, d:]
+
+
+def accumulate(H: torch.Tensor, y: torch.Tensor, C: int, *, track_scatter: bool = False,
+               name: str = "features") -> ClassStats:
+    """A :class:`ClassStats` over in-memory features, fed in chunks of about 2^22 elements (32 MB of
+    float64 temporaries); ``H`` and ``y`` are validated already."""
+    stats = ClassStats(C, track_scatter=track_scatter, device=H.device)
+    rows = max(1, _CHUNK_ELEMS // max(H.shape[1], 1))
+    for s in range(0, H.shape[0], rows):
+        stats._update(H[s : s + rows], y[s : s + rows], name)
+    return stats
+

@@ -17,13 +17,14 @@ r"""Collapse metrics fed batch by batch, alongside an evaluation forward pass.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from nclab.errors import ShapeError
 from nclab.metrics._validate import check_classifier, check_features, check_labels
-from nclab.metrics.functional import _normalized_pair_min, collapse_metrics, metrics_from_moments
+from nclab.metrics.decisions import DecisionPass
+from nclab.metrics.functional import collapse_metrics, metrics_from_moments
+from nclab.metrics.noise import noisy_distance_sum
+from nclab.metrics.registry import Metrics
 from nclab.metrics.stats import ClassStats
 
 __all__ = ["CollapseTracker"]
@@ -42,6 +43,8 @@ class CollapseTracker:
     reference_means : Tensor of shape (C, d), optional
         Test-set class means for streaming memorization (``keep_features=False``).
     pairwise_limit : int, default=2048
+    classes : {"present", "all"}, optional
+        As in :func:`~nclab.metrics.collapse_metrics`.
 
     Examples
     --------
@@ -63,6 +66,7 @@ class CollapseTracker:
         reference_means=None,
         pairwise_limit: int = 2048,
         tile: int = 2048,
+        classes: str | None = None,
     ) -> None:
         self.num_classes = num_classes
         self._weights = weights
@@ -70,6 +74,7 @@ class CollapseTracker:
         self.keep_features = keep_features
         self.pairwise_limit = pairwise_limit
         self.tile = tile
+        self.classes = classes
         self._reference_means = reference_means
         self.reset()
 
@@ -78,14 +83,10 @@ class CollapseTracker:
         self._labels: list[torch.Tensor] = []
         self._true: list[torch.Tensor] = []
         self._stats = ClassStats(self.num_classes, track_scatter=True)
-        self._W = self._b = None
-        self._n = 0
-        self._correct = 0
-        self._mmin = math.inf
-        self._msum = 0.0
-        self._pair = None
+        self._dec: DecisionPass | None = None
         self._mem = 0.0
         self._noisy = 0
+        self._n = 0
         return self
 
     def update(self, features, labels, true_labels=None) -> "CollapseTracker":
@@ -104,28 +105,17 @@ class CollapseTracker:
             elif self._true:
                 raise ShapeError("true_labels were given for some batches but not for this one.")
             return self
-        self._stats.update(h, y)
+        self._stats._update(h, y)
         if self._weights is not None:
-            if self._W is None:
-                self._W, self._b = check_classifier(self._weights, self._bias, self.num_classes, h.shape[1], device=h.device)
-            z = h.to(torch.float64) @ self._W.T
-            if self._b is not None:
-                z = z + self._b
-            self._correct += int((z.argmax(1) == y).sum())
-            diff = (z.gather(1, y[:, None]) - z).scatter(1, y[:, None], math.inf)
-            m = diff.min(1).values
-            self._mmin = min(self._mmin, float(m.min()))
-            self._msum += float(m.sum())
-            if self.num_classes <= self.pairwise_limit:
-                if self._pair is None:
-                    self._pair = torch.full((self.num_classes,) * 2, math.inf, dtype=torch.float64, device=h.device)
-                self._pair.scatter_reduce_(0, y[:, None].expand_as(diff), diff, "amin")
+            if self._dec is None:
+                W, b = check_classifier(self._weights, self._bias, self.num_classes, h.shape[1], device=h.device)
+                self._dec = DecisionPass.classifier(W, b, pairwise_limit=self.pairwise_limit)
+            self._dec._update(h, y)
         if t is not None and self._reference_means is not None:
             ref = torch.as_tensor(self._reference_means, dtype=torch.float64, device=h.device)
-            noisy = (t != y).nonzero().flatten()
-            self._noisy += noisy.numel()
-            if noisy.numel():
-                self._mem += float(torch.linalg.vector_norm(h[noisy].to(torch.float64) - ref[t[noisy]], dim=1).sum())
+            total, count = noisy_distance_sum(h, y, t, ref)
+            self._mem += float(total)
+            self._noisy += count
         self._n += h.shape[0]
         return self
 
@@ -140,7 +130,7 @@ class CollapseTracker:
     def labels(self) -> torch.Tensor:
         return torch.cat(self._labels)
 
-    def compute(self, **extra) -> dict[str, float]:
+    def compute(self, **extra) -> Metrics:
         """Every metric of what was seen; ``extra`` (e.g. ``test_features``, ``test_labels``,
         ``ood_features``) is forwarded to :func:`~nclab.metrics.collapse_metrics`."""
         if self.keep_features:
@@ -153,20 +143,21 @@ class CollapseTracker:
                 weights=self._weights,
                 bias=self._bias,
                 num_classes=self.num_classes,
+                classes=self.classes,
                 true_labels=true if "test_features" in extra else None,
                 tile=self.tile,
                 pairwise_limit=self.pairwise_limit,
                 **extra,
             )
-        W = self._W  # set on the first update when weights were given
-        out = metrics_from_moments(self._stats.compute(), weights=W, tile=self.tile)
-        if W is not None:
-            out["accuracy"] = self._correct / self._n
-            out["margin_min"] = self._mmin
-            out["margin_mean"] = self._msum / self._n
-            if self._pair is not None:
-                out["margin_normalized_min"] = _normalized_pair_min(self._pair, W)
+        classes = "present" if self.classes is None else self.classes
+        mom = self._stats.compute(classes=classes)
+        dec = None if self._dec is None else self._dec.compute()
+        out = metrics_from_moments(mom, weights=None if dec is None else self._dec.W, decisions=None, tile=self.tile)
+        if dec is not None:
+            from nclab.metrics.margins import decision_metrics
+
+            out.update(decision_metrics(dec, self._dec.W))
         if self._reference_means is not None and self._noisy:
             out["memorization"] = self._mem
             out["memorization_mean"] = self._mem / self._noisy
-        return out
+        return Metrics(out, out.notes)

@@ -23,8 +23,7 @@ from torch import nn
 
 from nclab.data import Split
 from nclab.metrics import CollapseTracker, collapse_metrics, collapse_metrics_many, effective_depth
-from nclab.metrics._dense import argmax_hits
-from nclab.metrics.functional import _memorization_values
+from nclab.metrics.noise import memorization_metrics, noisy_distance_sum
 
 __all__ = ["tracked_evaluation", "suboptimal_collapse"]
 
@@ -50,6 +49,18 @@ def _latent_memorization(h: torch.Tensor, obs: torch.Tensor, true: torch.Tensor,
     (the observed labels of latent classes lie beyond the true classes, so :func:`memorization`, which
     checks them against one class count, does not apply)."""
     return _memorization_values(h, obs, true, _class_means(test_h, test_y, num_true))
+
+
+def _memorization_values(h, obs, true, test_means) -> dict[str, float]:
+    """Seed 000 eq. (3) (:func:`nclab.metrics.noise.noisy_distance_sum`) as record entries."""
+    total, noisy = noisy_distance_sum(h, obs, true, test_means)
+    return memorization_metrics(float(total), noisy, h.shape[0])
+
+
+def _hits(z: torch.Tensor, *label_sets: torch.Tensor) -> list[int]:
+    """Rows whose first-index arg max of the logits z equals each label set."""
+    pred = z.argmax(1)
+    return [int((pred == y).sum()) for y in label_sets]
 
 
 def _same_labels(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -131,7 +142,7 @@ def tracked_evaluation(
         test_feats.append(out["features"])
     z = _cat(test_logits)
     rec["test_loss"] = float(loss_fn(z, test.true_labels))
-    rec["test_acc"] = argmax_hits(z, test.true_labels, test.true_labels)[0] / len(test)
+    rec["test_acc"] = _hits(z, test.true_labels)[0] / len(test)
 
     layer_tr = {t: CollapseTracker(num_classes) for t in model.tap_names[:-1]} if layer_metrics else {}
     train_logits, train_feats = [], []
@@ -143,11 +154,11 @@ def tracked_evaluation(
             tr.update(out[name], train.labels[s : s + batch_size])
     z = _cat(train_logits)
     rec["train_loss"] = float(loss_fn(z, train.labels))
-    hits, hits_true = argmax_hits(z, train.labels, train.true_labels)  # one pass for both label sets
+    hits, hits_true = _hits(z, train.labels, train.true_labels)
     rec["train_acc"], rec["train_acc_true"] = hits / len(train), hits_true / len(train)
 
     # every collapse metric of the train features (observed labels) and the test features (true
-    # labels), both sets in one call: small sets share one dense pass (nclab.metrics._dense)
+    # labels), both sets in one call
     h_train, h_test = _cat(train_feats), _cat(test_feats)
     train_means = test_means = None
     if ct == num_classes:
