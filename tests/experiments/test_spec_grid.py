@@ -14,7 +14,7 @@ from nclab.experiments import (cell_key, expand_grid, experiment_names, get_expe
 
 EXPECTED = {"md-label-noise", "md-latent-classes", "md-large-scale", "tpt-margins",
             "etf-permutations", "bn-weight-decay", "depthwise", "ufm-theory", "md-model",
-            "synthetic-smoke"}
+            "synthetic-smoke", "depthwise-resnet"}
 
 
 def test_registry_holds_every_experiment_of_the_issue():
@@ -36,7 +36,7 @@ def test_every_preset_validates_and_expands(name):
 def test_grid_is_the_cartesian_product_of_the_axes():
     exp = get_experiment("md-label-noise")
     cfg = exp.resolve("quick", {"etas": "0.1,0.2,0.3", "seeds": "0,1", "losses": "ce,ls"})
-    assert len(expand_grid(exp, exp.resolve("quick"))) == 1 * 1 * 4 * 4 * 3
+    assert len(expand_grid(exp, exp.resolve("quick"))) == 1 * 1 * 1 * 4 * 4 * 6
     cells = expand_grid(exp, cfg)
     want = list(itertools.product(("mnist1d",), (2,), (0.1, 0.2, 0.3), ("ce", "ls"), (0, 1)))
     got = [(c.axes["dataset"], c.axes["num_classes"], c.axes["eta"], c.axes["loss"],
@@ -59,17 +59,19 @@ def test_cell_keys_are_stable_and_sensitive_to_every_setting():
     # a non-axis setting changes every key; an extra axis value adds cells, keeps the old ones
     c3 = expand_grid(exp, exp.resolve("quick", {"epochs": "41"}))
     assert not {c.key for c in a} & {c.key for c in c3}
-    c4 = expand_grid(exp, exp.resolve("quick", {"seeds": "0,1,2,3"}))
+    c4 = expand_grid(exp, exp.resolve("quick", {"seeds": "0,1,2,3,4,5,6"}))
     assert {c.key for c in a} < {c.key for c in c4}
     # the key is a pure function of stage, axes and config (independent re-computation)
-    cell = a[4]
+    cell = a[7]
     assert cell.key == cell_key("main", dict(cell.axes), dict(cell.config))
-    assert cell.key.startswith("dataset=mnist1d,num_classes=2,eta=0.05,loss=ls,seed=1#")
+    assert cell.key.startswith(
+        "dataset=mnist1d,num_classes=2,feature_dim=None,eta=0.05,loss=ls,seed=1#")
 
 
 @pytest.mark.parametrize("overrides, match", [
     ({"etas": "0.1,abc"}, r"etas\.1='abc'.*valid number"),
-    ({"etas": "1.5"}, r"etas\.0='1\.5'.*less than 1"),
+    ({"etas": "1.5"}, r"eta must lie in \[0, 1\] for symmetric noise; got 1\.5"),
+    ({"etas": "0.6", "noise_kind": "latent"}, r"eta must lie in \[0, 0\.5\] for latent noise"),
     ({"losses": "ce,hinge"}, r"losses\.1='hinge'"),
     ({"epochs": "0"}, r"epochs='0'.*greater than or equal to 1"),
     ({"bogus": "1"}, r"unknown setting 'bogus'.*valid settings: .*etas"),
@@ -105,8 +107,9 @@ def test_override_coercion_lists_none_and_json():
 
 def test_paper_presets_follow_the_sources():
     a1 = get_experiment("md-label-noise").resolve("paper")
-    # seed 001 App. A.1.1
-    assert (a1.depth, a1.width, a1.batch_norm, a1.activation) == (9, 2048, "affine", "relu")
+    # seed 001 App. A.1.1: 9 hidden layers = 8 of width 2048 + the M = N feature layer
+    assert (a1.depth, a1.width, a1.batch_norm, a1.activation) == (8, 2048, "affine", "relu")
+    assert a1.feature_dims == (None,)
     assert (a1.lr, a1.lr_step, a1.lr_gamma, a1.momentum, a1.nesterov) == (0.1, 40, 0.1, 0.9, True)
     assert (a1.weight_decay, a1.batch_size, a1.epochs, a1.alpha) == (1e-3, 512, 200, 0.1)
     assert a1.classes == (2, 3, 5, 10) and a1.losses == ("ce", "ls", "lr", "mse")
@@ -120,9 +123,11 @@ def test_paper_presets_follow_the_sources():
     bn = get_experiment("bn-weight-decay").resolve("paper")  # seed 003 Sec. 3.1.1
     assert bn.weight_decays == (1e-4, 3e-4, 5e-4, 1e-3, 3e-3, 7e-3, 1e-2)
     assert (bn.depth, bn.lr, bn.momentum, bn.batch_size, bn.epochs, bn.num_samples) == (
-        6, 0.0679, 0.9, 128, 300, 10000)
-    dw = get_experiment("depthwise").resolve("paper")  # seed 003 Sec. 3.2.1
-    assert dw.depth == 15 and dw.batch_norm == "affine"
+        4, 0.0679, 0.9, 128, 300, 10000)  # "6-layer": 4 blocks + feature layer + head
+    assert bn.datasets == ("teacher", "conic_hull")
+    dw = get_experiment("depthwise").resolve("paper")  # seed 003 Sec. 3.2.1: 15 layers
+    assert dw.depth + 2 == 15 and dw.batch_norm == "affine"
+    assert dw.datasets == ("teacher", "conic_hull")
     etf = get_experiment("etf-permutations").resolve("paper")  # seed 002 Sec. 5.2
     assert len(etf.transform_seeds) == 10 and set(etf.transforms) == {"permute", "rotate"}
 

@@ -16,7 +16,14 @@ from nclab.report import build_report, fit_line, format_mean_std, mean_std, slop
 from nclab.report.analysis import RunData, spearman
 from nclab.report.figures import (plot_loss_margin, plot_memorization_dilation,
                                   plot_metric_vs_param, plot_spread)
-from nclab.report.sections import build_section
+from nclab.experiments import describe_for_report
+
+
+def build_section(name, title, source, runs):
+    """The registered experiment's own section builder (as the report calls it)."""
+    from nclab.report.sections import build_section as build
+
+    return build(name, title, source, runs, describe_for_report(name).builder)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -160,7 +167,8 @@ def fixture_store(tmp_path):
     conn = st.connect(path)
     _write(conn, "md-label-noise", _md_runs({"ce": 0.5, "ls": 0.5, "lr": 1.5, "mse": 2.0}))
     epochs = list(range(1, 21))
-    hist = [{"epoch": e, "train_loss": 2.0 / e, "p_min": 0.1 * e, "train_acc": min(1.0, e / 5)}
+    hist = [{"epoch": e, "train_loss": 2.0 / e, "margin_min_nobias_train": 0.1 * e,
+             "train_acc": min(1.0, e / 5)}
             for e in epochs]
     _write(conn, "tpt-margins", [dict(axes={"dataset": "mnist1d", "arch": "mlp", "loss": "ce",
                                             "seed": 0},
@@ -171,7 +179,7 @@ def fixture_store(tmp_path):
         for s in range(4):
             etf.append(dict(axes={"transform": t, "transform_seed": s},
                             final={"test_acc": 0.80 + 0.03 * s, "test_loss": 0.5 + 0.1 * s,
-                                   "train_acc": 1.0, "n_test": 1000.0}))
+                                   "train_acc": 1.0, "num_test": 1000.0}))
     _write(conn, "etf-permutations", etf)
     bn = []
     for mode, base in (("affine", 0.6), ("non-affine", 0.2), ("none", 0.1)):
@@ -190,7 +198,7 @@ def fixture_store(tmp_path):
 
 def test_report_renders_from_fixture_store(fixture_store, tmp_path):
     out = tmp_path / "rep"
-    path = build_report(fixture_store, out)
+    path = build_report(fixture_store, out, describe=describe_for_report)
     text = path.read_text()
     # self-contained: every image is inline base64, nothing is fetched
     srcs = re.findall(r'src="([^"]+)"', text)
@@ -218,22 +226,53 @@ def test_report_renders_from_fixture_store(fixture_store, tmp_path):
 
 
 def test_report_filters_by_preset_and_name(fixture_store, tmp_path):
-    path = build_report(fixture_store, tmp_path / "r", names=["synthetic-smoke"], preset="quick")
+    path = build_report(fixture_store, tmp_path / "r", names=["synthetic-smoke"], preset="quick",
+                        describe=describe_for_report)
     text = path.read_text()
     assert "No finished runs" in text and '<section id="md-label-noise">' not in text
-    path = build_report(fixture_store, tmp_path / "r2", names=["synthetic-smoke"])
+    path = build_report(fixture_store, tmp_path / "r2", names=["synthetic-smoke"],
+                        describe=describe_for_report)
     assert "1 runs, preset paper" in path.read_text()
 
 
-def test_a_failing_section_falls_back_to_tables(fixture_store, tmp_path, monkeypatch):
-    from nclab.report import sections
+def test_a_broken_section_fails_the_report(fixture_store, tmp_path):
+    """A bug in a section builder is not turned into a note: the report (and the test) fails."""
+    from nclab.report import SectionInfo
 
     def boom(*a, **k):
         raise RuntimeError("bad data")
 
-    monkeypatch.setitem(sections.SECTIONS, "tpt-margins", boom)
-    text = build_report(fixture_store, tmp_path / "r").read_text()
-    assert "could not be drawn: RuntimeError: bad data" in text
+    def describe(name, preset):
+        info = describe_for_report(name, preset)
+        return SectionInfo(info.title, info.source, boom if name == "tpt-margins" else
+                           info.builder, info.deviations)
+
+    with pytest.raises(RuntimeError, match="bad data"):
+        build_report(fixture_store, tmp_path / "r", describe=describe)
+
+
+def test_deviations_table_is_generated_from_the_specs(fixture_store, tmp_path):
+    from nclab.experiments import get_experiment
+
+    text = build_report(fixture_store, tmp_path / "r", describe=describe_for_report).read_text()
+    table = text[text.index('<table id="deviations">'):]
+    table = table[:table.index("</table>")]
+    import html as _html
+
+    for name in ("md-label-noise", "tpt-margins", "bn-weight-decay"):
+        devs = get_experiment(name).deviations_for("quick")
+        assert devs, name
+        for d in devs:  # every deviation of the preset shown, each in one row of the table
+            row = "".join(f"<td>{_html.escape(v, quote=True)}</td>"
+                          for v in (name, "quick", d.topic, d.source, d.nclab, d.why))
+            assert row in table
+    # the paper-only deviations are not listed for the quick runs
+    paper_only = [d for d in get_experiment("md-label-noise").deviations
+                  if d.presets == ("paper",)]
+    assert paper_only and all(_html.escape(d.source, quote=True) not in table for d in paper_only)
+    # without the experiment layer the report still renders, with generic sections
+    plain = build_report(fixture_store, tmp_path / "g").read_text()
+    assert 'id="deviations"' not in plain and '<section id="tpt-margins">' in plain
 
 
 def test_missing_store_is_an_input_error(tmp_path):
@@ -244,7 +283,7 @@ def test_missing_store_is_an_input_error(tmp_path):
 
 
 def test_expected_range_of_normal_draws():
-    from nclab.report.sections import expected_range
+    from nclab.experiments.library.etf_permutations import expected_range
 
     # Shewhart's d2 constants (tabulated to 3 decimals) and a Monte Carlo estimate
     for k, d2 in ((2, 1.128), (3, 1.693), (5, 2.326), (10, 3.078)):
@@ -255,7 +294,7 @@ def test_expected_range_of_normal_draws():
 
 
 def test_level_gap_ignores_the_numerical_floor():
-    from nclab.report.sections import level_gap
+    from nclab.experiments.library.depthwise import level_gap
 
     curves = {"nc1_h1": [1.0, 0.1, 1e-3, 1e-9], "nc1_h2": [10.0, 0.1, 1e-5, 1e-12]}
     # records 0-2 count: |log10 ratio| = 1, 0, 2 -> median 1; record 3 is below 1e-6

@@ -18,6 +18,20 @@ computes the rest. Failed cells are stored with status ``failed`` (and their err
 on the next run. With deterministic cell functions, an interrupted-and-resumed sweep therefore
 produces the same rows as an uninterrupted one.
 
+Claims
+------
+Several drivers may share one store (two ``nclab run`` of one experiment, a sweep on each of
+two machines): a driver claims each cell in the store (:func:`nclab.store.claim_cell`, a lease
+with its pid, host and a heartbeat refreshed by a background thread) just before handing it to
+a worker, so each cell is computed once. Cells claimed by another live driver are waited for
+(their rows then count as ``elsewhere``); a claim of a killed driver expires at once on the same
+host and after :data:`nclab.store.LEASE_S` seconds without heartbeat elsewhere, and is taken over.
+
+Worker lifetime
+---------------
+Local pool workers run a watchdog thread that polls the parent pid: when the driver dies, even
+by SIGKILL, its workers exit within a second instead of living on re-parented.
+
 Backends
 --------
 ``serial``  in this process (``nclab run``); epoch bars through a direct callback.
@@ -112,6 +126,8 @@ class SweepSummary:
     wall_s : float
     failures : tuple of (str, str)
         ``(cell_key, error)`` of the cells that failed.
+    elsewhere : int
+        Cells that another driver on the same store computed while this one ran.
     """
 
     experiment: str
@@ -123,6 +139,7 @@ class SweepSummary:
     failed: int
     wall_s: float
     failures: tuple[tuple[str, str], ...] = ()
+    elsewhere: int = 0
 
 
 def _cpus() -> int:
@@ -221,9 +238,31 @@ def _cpu_seconds() -> float:
 _WORKER_QUEUE = None
 
 
-def _init_local_worker(q, threads: int) -> None:
-    """Process-pool initializer: ignore SIGINT, set thread counts, keep the progress queue."""
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """Start a daemon thread that ends this process when ``parent`` is no longer its parent.
+
+    A process whose parent dies is re-parented (to PID 1 or a subreaper), so ``os.getppid()``
+    changes; polling it works on every POSIX system and whatever thread started the process
+    (Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, which a
+    pool's manager thread may do long before the driver).
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="nclab-parent-watchdog", daemon=True).start()
+
+
+def _init_local_worker(q, threads: int, parent: int | None = None) -> None:
+    """Process-pool initializer: exit with the driver, ignore SIGINT, set thread counts, keep the
+    progress queue."""
     global _WORKER_QUEUE
+    if parent is not None:
+        _exit_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -380,9 +419,17 @@ def run_experiment(
     store_path = str(store if store is not None else st.default_store_path())
     previous_term = _raise_on_sigterm()
     t0 = time.time()
-    total = skipped = done = failed = 0
+    total = skipped = done = failed = elsewhere = 0
     failures: list[tuple[str, str]] = []
     runner = _Runner(backend, workers, address)
+    claimant = st.new_claimant()
+    beat = None if store_path == ":memory:" else _Heartbeat(store_path, claimant)
+
+    def claim(payload: Mapping[str, Any]) -> str:
+        if beat is None:
+            return "claimed"
+        return st.claim_cell(conn, payload["experiment"], payload["key"], claimant, since=t0)
+
     try:
         for stage in exp.stages:
             inputs = None
@@ -413,7 +460,11 @@ def run_experiment(
                      "axes": dict(c.axes), "cpus": stage.cpus}
                     for c in todo
                 ]
-                for record in runner.run(payloads, bars):
+                for record in runner.run(payloads, bars, claim):
+                    if record.get("elsewhere"):  # computed by another driver meanwhile
+                        elsewhere += 1
+                        bars.cell_done(record["cell_key"])
+                        continue
                     st.write_run(conn, _to_run_record(record))
                     bars.cell_done(record["cell_key"])
                     if record["status"] == "done":
@@ -430,11 +481,52 @@ def run_experiment(
         raise
     finally:
         runner.close()
+        if beat is not None:
+            beat.stop()
+            try:
+                st.release_claims(conn, claimant)
+            except (st.StoreError, OSError):
+                pass  # the claims expire by themselves; never hide the error being raised
         conn.close()
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
     return SweepSummary(exp.name, preset, store_path, total, skipped, done, failed,
-                        time.time() - t0, tuple(failures))
+                        time.time() - t0, tuple(failures), elsewhere)
+
+
+class _Heartbeat:
+    """Background thread refreshing this driver's claims every ``LEASE_S / 4`` seconds, on its
+    own connection (a SQLite connection belongs to one thread)."""
+
+    def __init__(self, store_path: str, claimant, interval: float | None = None):
+        import threading
+
+        from nclab import store as st
+
+        self._stop = threading.Event()
+        self._interval = st.LEASE_S / 4 if interval is None else interval
+        self._path, self._claimant = store_path, claimant
+        self._thread = threading.Thread(target=self._run, name="nclab-claim-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from nclab import store as st
+
+        conn = None
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn = conn or st.connect(self._path)
+                    st.heartbeat(conn, self._claimant)
+                except Exception:  # noqa: BLE001 - the driver meets store errors itself
+                    pass
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _raise_on_sigterm():
@@ -475,14 +567,97 @@ class _Runner:
         self._queue = None
         self._ray_started = False
         self._ray_queue = None
+        self._ray_slots: int | None = None
+        self._pending: list = []
 
-    # -- serial
-    def _run_serial(self, payloads, bars) -> Iterable[dict]:
-        for p in payloads:
+    #: Seconds between two attempts at cells that another driver holds.
+    poll_s = 1.0
+
+    def run(self, payloads, bars, claim: Callable[[Mapping[str, Any]], str] | None = None) -> Iterable[dict]:
+        """Yield the record of every payload: each is claimed (``claim(payload)``) just before it
+        is handed to a worker; a cell held by another driver is retried every ``poll_s`` seconds
+        until it is done there (then ``{"cell_key": key, "elsewhere": True}`` is yielded) or its
+        claim expires (then it runs here)."""
+        import collections
+
+        claim = claim or (lambda p: "claimed")
+        waiting = collections.deque(payloads)
+        deferred: list = []
+        retry_at = 0.0
+        while waiting or deferred or self._busy():
+            if deferred and (not waiting) and time.time() >= retry_at:
+                waiting.extend(deferred)
+                deferred = []
+            while waiting and self._free() > 0:
+                p = waiting.popleft()
+                state = claim(p)
+                if state == "claimed":
+                    self._submit(p, bars)
+                elif state == "done":
+                    yield {"cell_key": p["key"], "elsewhere": True}
+                else:
+                    if not deferred:
+                        retry_at = time.time() + self.poll_s
+                    deferred.append(p)
+            if self._busy():
+                yield from self._collect(bars)
+            elif deferred and not waiting:
+                time.sleep(max(0.0, min(self.poll_s, retry_at - time.time())))
+
+    # -- backend primitives: free slots, submit, collect finished records
+    def _free(self) -> int:
+        return self._slots() - len(self._pending)
+
+    def _busy(self) -> bool:
+        return bool(self._pending)
+
+    def _slots(self) -> int:
+        if self.backend == "serial":
+            return 1
+        if self.backend == "local":
+            return self.workers or _cpus()
+        if self._ray_slots is None:
+            ray = self._ensure_ray()
+            self._ray_slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        return self._ray_slots
+
+    def _submit(self, payload, bars) -> None:
+        if self.backend == "serial":
+            self._pending.append(payload)  # run in _collect, after the claim was made
+        elif self.backend == "local":
+            self._pending.append(self._ensure_pool().submit(_local_task, payload))
+        else:
+            ray = self._ensure_ray()
+            if self._ray_queue is None and bars.enabled:
+                from ray.util.queue import Queue
+
+                self._ray_queue = Queue(actor_options={"num_cpus": 0})
+            task = ray.remote(max_retries=0)(_ray_task)
+            self._pending.append(task.options(num_cpus=payload.get("cpus", 1.0)).remote(payload, self._ray_queue))
+
+    def _collect(self, bars) -> Iterable[dict]:
+        if self.backend == "serial":
+            p = self._pending.pop(0)
             yield execute_cell(p, bars.epoch)
+        elif self.backend == "local":
+            from concurrent.futures import FIRST_COMPLETED, wait
+
+            finished, pending = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            self._pending = list(pending)
+            self._drain(self._queue, bars)
+            for fut in finished:
+                yield fut.result()
+        else:
+            ray = self._ensure_ray()
+            ready, pending = ray.wait(self._pending, num_returns=1, timeout=0.2)
+            self._pending = list(pending)
+            if self._ray_queue is not None:
+                self._drain(self._ray_queue, bars)
+            for ref in ready:
+                yield ray.get(ref)
 
     # -- local process pool
-    def _ensure_pool(self, n: int):
+    def _ensure_pool(self):
         if self._pool is None:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
@@ -493,7 +668,7 @@ class _Runner:
             self._queue = ctx.Queue()
             self._pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_init_local_worker,
-                initargs=(self._queue, threads),
+                initargs=(self._queue, threads, os.getpid()),
             )
         return self._pool
 
@@ -506,19 +681,6 @@ class _Runner:
             except Exception:  # ray queue raises its own Empty
                 return
             bars.epoch(key, epoch, total)
-
-    def _run_local(self, payloads, bars) -> Iterable[dict]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        if not payloads:
-            return
-        pool = self._ensure_pool(len(payloads))
-        pending = {pool.submit(_local_task, p) for p in payloads}
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            self._drain(self._queue, bars)
-            for fut in finished:
-                yield fut.result()
 
     # -- ray
     def _ensure_ray(self):
@@ -539,38 +701,17 @@ class _Runner:
             self._ray_started = True
         return ray
 
-    def _run_ray(self, payloads, bars) -> Iterable[dict]:
-        if not payloads:
-            return
-        ray = self._ensure_ray()
-        if self._ray_queue is None and bars.enabled:
-            from ray.util.queue import Queue
-
-            self._ray_queue = Queue(actor_options={"num_cpus": 0})
-        task = ray.remote(max_retries=0)(_ray_task)
-        pending = [task.options(num_cpus=p.get("cpus", 1.0)).remote(p, self._ray_queue)
-                   for p in payloads]
-        try:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
-                if self._ray_queue is not None:
-                    self._drain(self._ray_queue, bars)
-                for ref in ready:
-                    yield ray.get(ref)
-        except BaseException:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
-
-    def run(self, payloads, bars) -> Iterable[dict]:
-        if self.backend == "serial":
-            return self._run_serial(payloads, bars)
-        if self.backend == "local":
-            return self._run_local(payloads, bars)
-        return self._run_ray(payloads, bars)
-
     def abort(self) -> None:
         """Stop running cells now (an interrupted sweep); their results are not written."""
+        if self.backend == "ray" and self._pending:
+            import ray
+
+            for ref in self._pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - best effort while stopping
+                    pass
+        self._pending = []
         if self._pool is not None:
             procs = list((getattr(self._pool, "_processes", None) or {}).values())
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -22,7 +22,7 @@ from nclab.experiments.spec import Deviation, ExperimentConfig
 
 __all__ = ["Prob", "PosInt", "NonNegFloat", "Seed", "Loss", "Dataset", "Arch", "BatchNorm",
            "NoiseKind", "CELLS", "TrainSettings", "TRAIN_QUICK", "TRAIN_TINY",
-           "QUICK_SCALE", "SEED001_DEPTH"]
+           "QUICK_SCALE", "SEED001_DEPTH", "Eta", "check_etas"]
 
 Prob = Annotated[float, Field(ge=0.0, lt=1.0)]
 PosInt = Annotated[int, Field(ge=1)]
@@ -34,6 +34,17 @@ Arch = Literal["mlp", "resnet18", "vgg13"]
 BatchNorm = Literal["affine", "non-affine", "none"]
 
 NoiseKind = Literal["symmetric", "latent", "pair"]  # = nclab.data.noise.NOISE_KINDS (tested)
+Eta = float  # a label-noise rate; checked with its kind by check_etas (nclab.data.noise.check_noise)
+
+
+def check_etas(etas, kind: str = "symmetric") -> None:
+    """The one validation of noise rates (:func:`nclab.data.noise.check_noise`), applied to
+    every value of an experiment's ``etas`` axis, so that a bad ``--set etas=...`` fails at
+    the spec, with the same message as everywhere else."""
+    from nclab.data.noise import check_noise
+
+    for eta in etas:
+        check_noise(eta, kind)
 
 CELLS = "nclab.experiments.cells"
 

@@ -16,11 +16,11 @@ import math
 from typing import Annotated, Optional, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nclab.experiments.library._common import (CELLS, QUICK_SCALE, SEED001_DEPTH, TRAIN_QUICK,
-                                               TRAIN_TINY, Dataset, Loss, NoiseKind, PosInt,
-                                               Prob, Seed, TrainSettings)
+                                               TRAIN_TINY, Dataset, Eta, Loss, NoiseKind,
+                                               PosInt, Prob, Seed, TrainSettings, check_etas)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
 from nclab.report import figures as F
 from nclab.report.analysis import RunData, fit_line, format_mean_std, group_runs, mean_std, slope_z
@@ -35,11 +35,16 @@ class MDLabelNoise(TrainSettings):
     datasets: tuple[Dataset, ...] = ("mnist", "fashion_mnist", "cifar10", "svhn")
     classes: tuple[Annotated[int, Field(ge=2)], ...] = (2, 3, 5, 10)
     feature_dims: tuple[Optional[PosInt], ...] = (None,)  # M; None = N (seed 000 Fig. 2: M > N)
-    etas: tuple[Prob, ...] = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4)  # range [0.025, 0.4] in source
+    etas: tuple[Eta, ...] = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4)  # range [0.025, 0.4] in source
     losses: tuple[Loss, ...] = ("ce", "ls", "lr", "mse")
     alpha: Prob = 0.1  # LS smoothing / LR relaxation degree
     seeds: tuple[Seed, ...] = tuple(range(10))  # main text: ten seeds (A.1.1 says 5)
     noise_kind: NoiseKind = "symmetric"
+
+    @model_validator(mode="after")
+    def _etas(self):
+        check_etas(self.etas, self.noise_kind)
+        return self
 
 
 AXES = {"dataset": "datasets", "num_classes": "classes", "feature_dim": "feature_dims",

@@ -12,8 +12,8 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
-                                               Arch, Dataset, Loss, PosInt, Prob, Seed,
-                                               TrainSettings)
+                                               Arch, Dataset, Eta, Loss, PosInt, Prob, Seed,
+                                               TrainSettings, check_etas)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
 from nclab.report import figures as F
 from nclab.report.analysis import format_mean_std, group_runs, mean_std
@@ -27,7 +27,7 @@ class MDLargeScale(TrainSettings):
 
     datasets: tuple[Dataset, ...] = ("mnist", "fashion_mnist", "cifar10", "svhn")
     archs: tuple[Arch, ...] = ("resnet18", "vgg13")
-    etas: tuple[Prob, ...] = (0.0, 0.1, 0.2, 0.3)
+    etas: tuple[Eta, ...] = (0.0, 0.1, 0.2, 0.3)  # symmetric noise
     losses: tuple[Loss, ...] = ("ce", "ls")
     seeds: tuple[Seed, ...] = (0, 1, 2)
     num_classes: Optional[Annotated[int, Field(ge=2)]] = None  # None = all classes
@@ -47,6 +47,7 @@ class MDLargeScale(TrainSettings):
     def _ranges(self):
         if self.tune_lr_min >= self.tune_lr_max or self.tune_alpha_min > self.tune_alpha_max:
             raise ValueError("tune ranges need min < max")
+        check_etas(self.etas)
         return self
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 from pydantic import Field
 
 from nclab.experiments.library._common import (CELLS, QUICK_SCALE, SEED001_DEPTH, TRAIN_QUICK,
-                                               TRAIN_TINY, Dataset, NoiseKind, PosInt, Prob,
+                                               TRAIN_TINY, Dataset, Eta, NoiseKind, PosInt,
                                                Seed)
 from nclab.experiments.library.md_label_noise import AXES, MDLabelNoise, md_section
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
@@ -25,7 +25,7 @@ class MDLatentClasses(MDLabelNoise):
 
     datasets: tuple[Dataset, ...] = ("mnist", "cifar10")
     classes: tuple[Annotated[int, Field(ge=2)], ...] = (2,)
-    etas: tuple[Prob, ...] = (0.025, 0.05, 0.1, 0.15, 0.2)  # range [0.025, 0.2] in source
+    etas: tuple[Eta, ...] = (0.025, 0.05, 0.1, 0.15, 0.2)  # range [0.025, 0.2] in source
     seeds: tuple[Seed, ...] = tuple(range(5))
     feature_dims: tuple[Optional[PosInt], ...] = (2,)  # "we keep d = N = 2"
     noise_kind: NoiseKind = "latent"
