@@ -4,7 +4,8 @@ Forward hooks capture the input of the classifier head (the penultimate features
 of any other named ``layers``. The head is found automatically: the model's
 ``get_output_embeddings()`` (Hugging Face models, tied embeddings included), the last module of an
 ``nn.Sequential``, or a linear ``lm_head``, ``score``, ``classifier``, ``fc``, ``head`` or
-``linear`` attribute (or an ``nn.Sequential`` ending in one); otherwise name it with ``head=``.
+``linear`` attribute (or an ``nn.Sequential`` ending in one), also inside a wrapper's ``module``,
+``model``, ``net`` or ``network`` attribute; otherwise name it with ``head=``.
 
 Batches
     ``(inputs, labels[, true_labels])`` tuples, or dicts: the input is ``input_ids``,
@@ -55,6 +56,7 @@ from nclab.errors import LabelError, ShapeError, SpecError
 __all__ = ["measure", "find_head", "DEFAULT_MAX_FEATURE_BYTES"]
 
 DEFAULT_MAX_FEATURE_BYTES = 2 * 1024**3
+_WRAPPED = ("module", "model", "net", "network")
 _HEAD_ATTRS = ("lm_head", "score", "classifier", "fc", "head", "linear")
 _KW_INPUTS = ("input_ids", "pixel_values", "inputs_embeds", "input_values", "input_features")
 _POS_INPUTS = ("x", "input", "inputs")
@@ -103,6 +105,14 @@ def find_head(model: nn.Module, head: str | None = None) -> tuple[str, nn.Linear
         found = _as_linear(name, mod)
         if found is not None:
             return found
+    for attr in _WRAPPED:  # DDP's .module, a LightningModule's .model / .net
+        inner = getattr(model, attr, None)
+        if isinstance(inner, nn.Module) and inner is not model:
+            try:
+                name, mod = find_head(inner)
+            except SpecError:
+                continue
+            return f"{attr}.{name}", mod
     raise SpecError(
         f"could not find the classifier head of {type(model).__name__} automatically (looked for "
         f"get_output_embeddings(), a final nn.Linear and the attributes {', '.join(_HEAD_ATTRS)}); "
