@@ -34,9 +34,12 @@ RTOL = 1e-6  # solver stops at relative gradient norm 1e-10; norms are then accu
 
 
 def _solve(problem, **kw):
+    """The reference solve beside each closed form; a run that did not converge is no reference."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return solve(problem, track_metrics=False, **kw)
+        r = solve(problem, track_metrics=False, **kw)
+    assert r.converged, f"reference solve did not converge: {r.n_iter} iterations, gradient norm {r.grad_norm:.2e}"
+    return r
 
 
 # ----------------------------------------------------------------------------- seed 000 Thm 3.2
@@ -288,7 +291,7 @@ def test_min_ce_loss_norm_bounded_matches_solver(c, a, b):
 def test_min_ce_loss_direct_etf():
     c, a, b = 5, 1.3, 0.8
     etf = simplex_etf(c, c)
-    logits = torch.tensor((b * etf) @ (a * etf).T)  # row i: logits of class-i feature
+    logits = torch.as_tensor((b * etf) @ (a * etf).T)  # row i: logits of class-i feature
     from nclab.losses import cross_entropy
 
     assert float(cross_entropy(logits, torch.arange(c))) == pytest.approx(min_ce_loss_norm_bounded(c, a, b), rel=1e-12)

@@ -24,10 +24,10 @@ import math
 
 import torch
 
-from nclab.errors import DegenerateWarning, ShapeError
+from nclab.errors import DegenerateWarning, ShapeError, SpecError
 
 __all__ = [
-    "simplex_etf", "frame_distance", "equinorm", "pair_statistics", "intra_cosines", "cdnv", "nc2_equinorm",
+    "simplex_etf", "frame_distance", "gram_distance", "equinorm", "pair_statistics", "intra_cosines", "cdnv", "nc2_equinorm",
     "nc2_equiangular", "nc2_etf", "nc2_of", "gnc2_dist_var", "gnc2_log_var", "cosine_intra", "cosine_inter",
 ]
 
@@ -89,7 +89,7 @@ def simplex_etf(
 
     Raises
     ------
-    ShapeError
+    SpecError
         If C < 2 or d < C - 1 (C unit vectors with pairwise cosine -1/(C-1) span C - 1 dimensions).
 
     Examples
@@ -101,9 +101,9 @@ def simplex_etf(
     c = int(num_classes)
     d = c if dim is None else int(dim)
     if c < 2:
-        raise ShapeError(f"a simplex ETF needs num_classes >= 2; got {c}.")
+        raise SpecError(f"a simplex ETF needs num_classes >= 2; got {c}.")
     if d < c - 1:
-        raise ShapeError(
+        raise SpecError(
             f"a simplex ETF of {c} classes needs dim >= {c - 1}; got dim={d}. Widen the features "
             "(C vectors with pairwise cosine -1/(C-1) span C - 1 dimensions)."
         )
@@ -120,12 +120,12 @@ def simplex_etf(
     if permutation is not None:
         perm = torch.as_tensor(permutation, dtype=torch.long)
         if sorted(perm.tolist()) != list(range(c)):
-            raise ShapeError(f"permutation must be a permutation of 0..{c - 1}; got {perm.tolist()}.")
+            raise SpecError(f"permutation must be a permutation of 0..{c - 1}; got {perm.tolist()}.")
         m = m[perm]
     if rotation is not None:
         r = torch.as_tensor(rotation, dtype=torch.float64)
         if r.shape != (d, d) or not torch.allclose(r.T @ r, torch.eye(d, dtype=torch.float64), atol=1e-8):
-            raise ShapeError(f"rotation must be an orthogonal ({d}, {d}) matrix.")
+            raise SpecError(f"rotation must be an orthogonal ({d}, {d}) matrix.")
         m = m @ r.T
     return m.to(dtype)
 
@@ -139,12 +139,18 @@ def frame_distance(A: torch.Tensor, B: torch.Tensor | None = None, *, kind: str 
     (Tirer & Bruna 2022, eqs. 27-28; NaN when G = 0). ``B`` defaults to ``A``. The tiled pass of
     :func:`pair_statistics` sums the same squared entries block by block (:func:`_frame_block`).
     """
-    B = A if B is None else B
-    G = A @ B.T
+    return gram_distance(A @ (A if B is None else B).T, kind=kind)
+
+
+def gram_distance(G: torch.Tensor, *, kind: str = "etf") -> float:
+    """:func:`frame_distance` of a given (C, C) Gram matrix; NaN when G = 0."""
+    if kind not in ("etf", "of"):
+        raise ShapeError(f"kind must be 'etf' or 'of'; got {kind!r}.")
+    G = G.to(torch.float64)
     fro = float(torch.linalg.matrix_norm(G))
     if fro == 0.0:
         return math.nan
-    return math.sqrt(_frame_block(G, fro, G.shape[0], True, kind))
+    return math.sqrt(_frame_block(G.clone(), fro, G.shape[0], True, kind))
 
 
 def equinorm(rows: torch.Tensor) -> float:

@@ -8,8 +8,10 @@ normalised to unit Frobenius norm, 0 for an exact match, at most 2.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from nclab.errors import ShapeError, SpecError
+from nclab.errors import ShapeError, SpecError  # noqa: F401
+from nclab.metrics.geometry import gram_distance, simplex_etf  # simplex_etf: re-exported, one home
 
 __all__ = [
     "simplex_etf",
@@ -20,61 +22,6 @@ __all__ = [
     "within_class_relative",
     "extended_structure",
 ]
-
-
-def simplex_etf(
-    num_classes: int,
-    dim: int,
-    *,
-    permutation=None,
-    rotation=None,
-    scale: float = 1.0,
-) -> np.ndarray:
-    r"""Rows of a simplex ETF, :math:`M^\top` with :math:`M = \sqrt{\tfrac{C}{C-1}}\,U(I_C - \tfrac1C 11^\top)`.
-
-    Source: Papyan et al. (2020); seed 002, Definition 3.1 and Sec. 5.2 (permuted :math:`MP` /
-    rotated :math:`RM` variants).
-
-    Parameters
-    ----------
-    num_classes : int
-        C >= 2.
-    dim : int
-        d >= C - 1 (U is :math:`[I_{C-1}; 0]` rotated into a basis of the centred subspace if d = C - 1).
-    permutation : sequence of int of length C, optional
-        Row i of the result is the ETF vertex ``permutation[i]`` (the paper's :math:`MP`).
-    rotation : ndarray of shape (d, d), optional
-        Orthogonal :math:`R`; rows become :math:`(RM)^\top`.
-    scale : float, default=1.0
-        Row norm.
-
-    Returns
-    -------
-    ndarray of shape (C, d)
-        Unit-norm rows (times ``scale``) with pairwise inner products :math:`-\tfrac{1}{C-1}`.
-    """
-    c, d = int(num_classes), int(dim)
-    if c < 2 or d < c - 1:
-        raise SpecError(f"a simplex ETF of {c} vertices needs dim >= {c - 1}; got dim = {d}.")
-    centred = np.eye(c) - np.full((c, c), 1.0 / c)
-    if d >= c:
-        m = np.zeros((c, d))
-        m[:, :c] = centred
-    else:  # d = C - 1: express the centred vectors in an orthonormal basis of 1-perp
-        q, _ = np.linalg.qr(centred[:, : c - 1])
-        m = centred @ q
-    m *= np.sqrt(c / (c - 1)) * float(scale)
-    if permutation is not None:
-        perm = np.asarray(permutation)
-        if sorted(perm.tolist()) != list(range(c)):
-            raise SpecError(f"permutation must be a permutation of 0..{c - 1}; got {perm.tolist()}.")
-        m = m[perm]
-    if rotation is not None:
-        r = np.asarray(rotation, dtype=np.float64)
-        if r.shape != (d, d) or not np.allclose(r.T @ r, np.eye(d), atol=1e-8):
-            raise SpecError(f"rotation must be an orthogonal ({d}, {d}) matrix.")
-        m = m @ r.T
-    return m
 
 
 def normalized_distance(a, b) -> float:
@@ -90,16 +37,15 @@ def normalized_distance(a, b) -> float:
 
 
 def orthogonal_frame_error(gram) -> float:
-    """Distance of a (K, K) Gram matrix to a multiple of the identity (orthogonal frame, NC2-OF)."""
-    g = np.asarray(gram, dtype=np.float64)
-    return normalized_distance(g, np.eye(g.shape[0]))
+    """Distance of a (K, K) Gram matrix to a multiple of the identity (orthogonal frame, NC2-OF):
+    :func:`nclab.metrics.geometry.gram_distance`, the one frame distance of nclab."""
+    return gram_distance(torch.as_tensor(np.asarray(gram, dtype=np.float64)), kind="of")
 
 
 def simplex_etf_error(gram) -> float:
-    """Distance of a (K, K) Gram matrix to a multiple of :math:`I - 11^T/K` (simplex ETF, NC2-ETF)."""
-    g = np.asarray(gram, dtype=np.float64)
-    k = g.shape[0]
-    return normalized_distance(g, np.eye(k) - np.full((k, k), 1.0 / k))
+    """Distance of a (K, K) Gram matrix to a multiple of :math:`I - 11^T/K` (simplex ETF, NC2-ETF):
+    :func:`nclab.metrics.geometry.gram_distance`."""
+    return gram_distance(torch.as_tensor(np.asarray(gram, dtype=np.float64)), kind="etf")
 
 
 def class_means(features, labels, num_classes: int) -> np.ndarray:

@@ -141,14 +141,14 @@ class UFMProblem:
                     f"a fixed simplex ETF of {self.num_classes} classes needs dim >= {self.num_classes - 1}; "
                     f"got dim={self.dim}."
                 )
-            from nclab.theory.structure import simplex_etf
+            from nclab.metrics import simplex_etf
 
             rot = None
             if self.etf_rotation_seed is not None:
                 rng = np.random.default_rng(self.etf_rotation_seed)
                 q, r = np.linalg.qr(rng.standard_normal((self.dim, self.dim)))
                 rot = q * np.sign(np.diag(r))
-            w = simplex_etf(self.num_classes, self.dim, permutation=self.etf_permutation, rotation=rot)
+            w = simplex_etf(self.num_classes, self.dim, permutation=self.etf_permutation, rotation=rot).numpy()
             w.setflags(write=False)
             object.__setattr__(self, "_fixed_w", w)
 
