@@ -27,6 +27,16 @@ transaction that did not commit). Only ``"done"`` runs count as completed; writi
 again replaces its previous row (for example a ``"failed"`` one) in the same transaction, so a
 cell never has two rows.
 
+Claims
+------
+``claims`` holds one lease per cell being computed: ``(experiment, cell_key, owner, pid, host,
+claimed_at, heartbeat)``. A driver claims a cell (:func:`claim_cell`) before computing it and
+refreshes the heartbeat of its claims (:func:`heartbeat`) while it runs; :func:`write_run`
+drops the claim in the transaction that writes the result. A claim expires when its heartbeat
+is older than the lease (another host, or a hung process), or at once when it belongs to a
+process of this host that no longer exists (killed). So several ``nclab run`` / ``nclab sweep``
+processes on one store share the grid: each cell is computed once.
+
 Costs: :func:`write_run` is O(E m) inserts for E epochs of m metrics; reads are indexed by
 ``(experiment, cell_key)`` and ``run_id``.
 """
@@ -54,6 +64,12 @@ __all__ = [
     "default_store_path",
     "connect",
     "write_run",
+    "LEASE_S",
+    "Claimant",
+    "new_claimant",
+    "claim_cell",
+    "heartbeat",
+    "release_claims",
     "completed_cell_keys",
     "fetch_runs",
     "fetch_history",
@@ -101,6 +117,16 @@ CREATE TABLE IF NOT EXISTS epoch_metrics (
     name   TEXT NOT NULL,
     value  REAL,
     PRIMARY KEY (run_id, epoch, name)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    experiment TEXT NOT NULL,
+    cell_key   TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    heartbeat  REAL NOT NULL,
+    PRIMARY KEY (experiment, cell_key)
 );
 CREATE TABLE IF NOT EXISTS final_metrics (
     run_id INTEGER NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
@@ -416,6 +442,10 @@ def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
             "DELETE FROM runs WHERE experiment = ? AND cell_key = ?",
             (record.experiment, record.cell_key),
         )
+        conn.execute(
+            "DELETE FROM claims WHERE experiment = ? AND cell_key = ?",
+            (record.experiment, record.cell_key),
+        )
         cur = conn.execute(
             "INSERT INTO runs (experiment, preset, stage, cell_key, config, axes, status, error,"
             " started_at, finished_at, duration_s, cpu_s, versions, host, extras)"
@@ -452,6 +482,101 @@ def write_run(conn: sqlite3.Connection, record: RunRecord) -> int:
         _rollback(conn)
         raise
     return run_id
+
+
+#: Seconds after its last heartbeat at which a claim expires (drivers beat every LEASE_S / 4).
+LEASE_S = 60.0
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims cells: a unique owner token, the process id and the host name."""
+
+    owner: str
+    pid: int
+    host: str
+
+
+def new_claimant() -> Claimant:
+    """A claimant for this process (a fresh token, so two drivers in one process never collide)."""
+    import socket
+    import uuid
+
+    host = socket.gethostname()
+    return Claimant(owner=f"{host}:{os.getpid()}:{uuid.uuid4().hex[:12]}", pid=os.getpid(), host=host)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # exists (another user's) or cannot tell: trust the heartbeat
+    return True
+
+
+def _claim_expired(pid: int, host: str, beat: float, now_s: float, lease_s: float) -> bool:
+    if now_s - beat > lease_s:
+        return True
+    import socket
+
+    return host == socket.gethostname() and not _pid_alive(pid)
+
+
+def claim_cell(
+    conn: sqlite3.Connection,
+    experiment: str,
+    cell_key: str,
+    claimant: Claimant,
+    *,
+    lease_s: float = LEASE_S,
+    since: float | None = None,
+) -> str:
+    """Try to claim one cell for ``claimant``, in one transaction.
+
+    Returns
+    -------
+    {"claimed", "done", "busy"}
+        ``"done"``: the cell has a ``done`` row, or (with ``since``) a row finished at or after
+        ``since`` (another process computed it during this run, possibly as ``failed``);
+        ``"busy"``: a live claim of another owner holds it; ``"claimed"``: it is now ours (a
+        claim of a dead or silent process is taken over).
+    """
+    now_s = time.time()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT status, finished_at FROM runs WHERE experiment = ? AND cell_key = ?",
+                           (experiment, cell_key)).fetchone()
+        if row is not None and (row[0] == "done" or (since is not None and row[1] >= since)):
+            conn.execute("COMMIT")
+            return "done"
+        c = conn.execute("SELECT owner, pid, host, heartbeat FROM claims WHERE experiment = ? AND cell_key = ?",
+                         (experiment, cell_key)).fetchone()
+        if c is not None and c[0] != claimant.owner and not _claim_expired(c[1], c[2], c[3], now_s, lease_s):
+            conn.execute("COMMIT")
+            return "busy"
+        conn.execute(
+            "INSERT OR REPLACE INTO claims (experiment, cell_key, owner, pid, host, claimed_at, heartbeat)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (experiment, cell_key, claimant.owner, claimant.pid, claimant.host, now_s, now_s),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return "claimed"
+
+
+def heartbeat(conn: sqlite3.Connection, claimant: Claimant) -> int:
+    """Refresh the heartbeat of every claim of ``claimant``; returns how many it holds."""
+    return int(conn.execute("UPDATE claims SET heartbeat = ? WHERE owner = ?",
+                            (time.time(), claimant.owner)).rowcount)
+
+
+def release_claims(conn: sqlite3.Connection, claimant: Claimant) -> int:
+    """Drop every claim of ``claimant`` (a driver that stops); returns how many there were."""
+    return int(conn.execute("DELETE FROM claims WHERE owner = ?", (claimant.owner,)).rowcount)
 
 
 def _is_number(value: Any) -> bool:

@@ -62,7 +62,8 @@ def _progress(flag: Optional[bool]) -> bool:
 def _summary_dict(s) -> dict:
     return {
         "experiment": s.experiment, "preset": s.preset, "store": s.store, "total": s.total,
-        "skipped": s.skipped, "done": s.done, "failed": s.failed, "wall_s": s.wall_s,
+        "skipped": s.skipped, "done": s.done, "failed": s.failed,
+        "elsewhere": getattr(s, "elsewhere", 0), "wall_s": s.wall_s,
         "failures": [{"cell_key": k, "error": e} for k, e in s.failures],
     }
 
@@ -78,7 +79,9 @@ def _finish(summaries: list, as_json: bool) -> None:
         for s in summaries:
             console.print(
                 f"[bold]{s.experiment}[/] ({s.preset}): {s.total} cells, {s.skipped} already "
-                f"done, {s.done} run, {s.failed} failed in {s.wall_s:.1f} s -> {s.store}",
+                f"done, {s.done} run, {s.failed} failed"
+                + (f", {s.elsewhere} run by another process" if getattr(s, "elsewhere", 0) else "")
+                + f" in {s.wall_s:.1f} s -> {s.store}",
                 soft_wrap=True, highlight=False,
             )
             for key, err in s.failures[:3]:
