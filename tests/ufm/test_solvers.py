@@ -117,6 +117,7 @@ def test_metrics_along_the_way():
     # NC1 of the solution of a converged plain UFM is (numerically) zero
     q = UFMProblem("plain", loss="mse", num_classes=3, per_class=3, dim=4)
     sol = solve(q)
+    assert sol.converged
     assert sol.metrics["nc1"] < 1e-12
 
 
