@@ -63,6 +63,8 @@ def train_cmd(
     checkpoint_dir: Annotated[Optional[Path], typer.Option(help="Checkpoint every epoch here; resume if a checkpoint exists.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume from checkpoint-dir.")] = True,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's choice).")] = None,
+    log: Annotated[Optional[str], typer.Option(help="Also log every tracked epoch to tensorboard | mlflow.")] = None,
+    log_dir: Annotated[Path, typer.Option(help="Where --log writes (TensorBoard log dir / MLflow directory).")] = Path("nclab-logs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (final metrics, tpt_epoch, history).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-epoch progress on stderr.")] = False,
 ) -> None:
@@ -99,7 +101,17 @@ def train_cmd(
             resume=resume, net=NetSpec(**{**base.net.to_dict(), **net_over}), **over,
         )
         callback = None if quiet else _progress(config.epochs)
-        result = train(config, callback=callback)
+        logger = None
+        if log is not None:
+            from nclab.measure.loggers import epoch_logger, make_logger
+
+            logger = make_logger(log, log_dir, run_name=f"{dataset}-seed{seed}")
+            callback = epoch_logger(logger, callback)
+        try:
+            result = train(config, callback=callback)
+        finally:
+            if logger is not None:
+                logger.close()
         if as_json:
             print_json(result.to_dict())
             return
