@@ -7,7 +7,10 @@ that generating data leaves the caller's random streams untouched.
 
 Generation is slow-ish (about 1 ms per sample on one CPU core), so results are memoised in the
 process and, unless ``cache_dir=False``, cached on disk as ``.npz`` files keyed by every
-generator argument (default directory ``$NCLAB_CACHE`` or ``~/.cache/nclab``).
+generator argument (default directory ``$NCLAB_CACHE`` or ``~/.cache/nclab``). A cache file is
+read with ``allow_pickle=False`` and used only when it holds the four arrays with the expected
+dtypes and shapes, labels in range, and the SHA-256 of their contents stored beside them;
+anything else (truncated, damaged, edited, an object array) is regenerated and rewritten.
 """
 
 from __future__ import annotations
@@ -31,6 +34,51 @@ _MEMO: dict[str, dict[str, np.ndarray]] = {}
 
 def _default_cache_dir() -> Path:
     return Path(os.environ.get("NCLAB_CACHE", Path.home() / ".cache" / "nclab"))
+
+
+_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """SHA-256 over the dtype, shape and bytes of the four arrays, as a (32,) uint8 array."""
+    h = hashlib.sha256()
+    for k in _KEYS:
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}:{a.dtype.str}:{a.shape};".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), dtype=np.uint8).copy()
+
+
+_LENGTH = 40  # the generator's final_seq_length (package default, never overridden here)
+
+
+def _expected_sizes(num_samples: int, classes: int, train_split: float) -> tuple[int, int]:
+    """(train, test) sizes the generator makes: ``num_samples // classes`` per class, then
+    ``int(n * train_split)`` for training (``mnist1d.data.make_dataset``)."""
+    n = (num_samples // classes) * classes
+    n_train = int(n * train_split)
+    return n_train, n - n_train
+
+
+def _read_cache(path: Path, sizes: tuple[int, int], classes: int) -> dict[str, np.ndarray] | None:
+    """The cached arrays when the file is intact and fits the request, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: np.array(z[k]) for k in _KEYS}
+            stored = np.array(z["sha256"])
+    except Exception:  # noqa: BLE001 - truncated zip, object array, missing key ...: regenerate
+        return None
+    x, y, xt, yt = (arrays[k] for k in _KEYS)
+    ok = (
+        x.dtype == np.float32 and xt.dtype == np.float32 and y.dtype == np.int64 and yt.dtype == np.int64
+        and x.shape == (sizes[0], _LENGTH) and xt.shape == (sizes[1], _LENGTH)
+        and y.shape == (sizes[0],) and yt.shape == (sizes[1],)
+        and y.size > 0 and yt.size > 0 and y.min() >= 0 and yt.min() >= 0
+        and max(y.max(), yt.max()) < classes
+    )
+    if not ok or stored.dtype != np.uint8 or not np.array_equal(stored, _checksum(arrays)):
+        return None
+    return arrays
 
 
 def _generate(args: dict[str, Any], num_templates: int) -> dict[str, np.ndarray]:
@@ -114,7 +162,7 @@ def make_mnist1d(
     if not 0.0 < float(train_split) < 1.0:
         raise SpecError(f"train_split must lie in (0, 1); got {train_split}.")
     args = {"num_samples": int(num_samples), "train_split": float(train_split), "seed": int(seed)}
-    key_src = json.dumps({**args, "classes": int(classes), "v": 1}, sort_keys=True)
+    key_src = json.dumps({**args, "classes": int(classes), "v": 2}, sort_keys=True)
     key = hashlib.sha1(key_src.encode()).hexdigest()[:16]
     arrays = _MEMO.get(key)
     path: Path | None = None
@@ -122,21 +170,22 @@ def make_mnist1d(
         root = _default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)  # type: ignore[arg-type]
         path = root / f"mnist1d_{key}.npz"
         if path.is_file():
-            try:
-                with np.load(path) as z:
-                    arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-            except (OSError, KeyError, ValueError):
-                arrays = None  # a damaged cache file is regenerated below
+            sizes = _expected_sizes(int(num_samples), int(classes), float(train_split))
+            arrays = _read_cache(path, sizes, int(classes))  # None: regenerated below
     if arrays is None:
         arrays = _generate(args, int(classes))
         if path is not None:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-                np.savez(tmp, **arrays)
+                np.savez(tmp, sha256=_checksum(arrays), **arrays)
                 os.replace(tmp, path)
             except OSError:
-                pass  # the cache is an optimisation; an unwritable directory is not an error
+                # the cache is an optimisation; an unwritable directory or a full disk is not an error
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
     _MEMO[key] = arrays
     return make_dataset_from_arrays(
         "mnist1d",
