@@ -293,3 +293,16 @@ def test_etf_head_when_classes_exceed_dimension():
     assert list(head.parameters()) == []
     net = build_net(NetSpec(arch="mlp", depth=1, width=8, penultimate_width=4, head="etf"), input_shape=(6,), num_classes=12)
     assert net.head.frame == "ufm-ce" and net.head.weight.shape == (12, 4)
+
+
+@pytest.mark.parametrize("arch", ["vgg11", "vgg13", "resnet18", "resnet32", "densenet121"])
+def test_cnns_take_28x28_inputs(arch):
+    """MNIST / Fashion-MNIST in the CNNs (seed 001, Table 2): five VGG pools on 28 x 28 reach 1 x 1."""
+    net = build_net(NetSpec(arch=arch), input_shape=(1, 28, 28), num_classes=10).eval()
+    with torch.no_grad():
+        logits, taps = net.forward_taps(torch.randn(2, 1, 28, 28), ["features"])
+    assert logits.shape == (2, 10) and taps["features"].shape == (2, net.feature_dim)
+    if arch.startswith("vgg"):  # the pools round up: 7 -> 4 (flooring: 3, then 1, then 0 x 0)
+        pool = [m for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)][-1]
+        assert pool(torch.randn(1, 512, 7, 7)).shape[-2:] == (4, 4)
+        assert pool(torch.randn(1, 512, 1, 1)).shape[-2:] == (1, 1)
