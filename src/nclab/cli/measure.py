@@ -9,44 +9,14 @@ import typer
 
 from nclab.cli.app import app, print_json, user_errors
 
-_DESCRIPTIONS = {
-    "nc1": "tr(Sw Sb^+)/C, within-class variability",
-    "nc1_quotient": "tr(Sw)/tr(Sb)",
-    "cdnv": "class-distance normalised variance",
-    "nc2_equinorm": "std/mean of centred-mean norms",
-    "nc2_equinorm_w": "std/mean of classifier-row norms",
-    "nc2_equiangular": "mean |cos + 1/(C-1)| of centred means",
-    "nc2_equiangular_w": "mean |cos + 1/(C-1)| of classifier rows",
-    "nc2_etf": "centred means vs simplex ETF",
-    "nc2_of": "uncentred means vs orthogonal frame",
-    "nc2_etf_w": "classifier vs simplex ETF",
-    "nc2_of_w": "classifier vs orthogonal frame",
-    "nc3_duality": "||W/|W| - M/|M|||^2, self-duality",
-    "nc3_etf": "W M^T vs simplex ETF",
-    "nc4_ncc_mismatch": "classifier vs nearest-class-centre disagreement",
-    "ncc_accuracy": "nearest-class-centre accuracy",
-    "accuracy": "classifier accuracy",
-    "cosine_intra_min": "min over classes of mean intra-class cosine",
-    "cosine_intra_mean": "mean intra-class cosine",
-    "cosine_inter_max": "max over class pairs of mean inter-class cosine",
-    "margin_min": "p_min, smallest sample margin",
-    "margin_mean": "mean sample margin",
-    "margin_normalized_min": "min gamma_yy' / ||w_y - w_y'||",
-    "gnc2_dist_var": "variance of pairwise distances of unit means",
-    "gnc2_log_var": "variance of log inverse distances",
-    "unc3_var": "variance of <w_c, mu_c - mu_G>",
-    "dilation": "NC1 of test features (true labels)",
-    "memorization": "sum of noisy-sample distances to test means",
-    "memorization_mean": "per noisy sample",
-    "noisy_fraction": "fraction of noisy training labels",
-    "nc5_ood": "mean |cos(mu_c, mu_G^ood)|",
-    "num_samples": "samples measured",
-    "num_classes": "classes of the classifier / labels",
-    "num_classes_present": "classes with at least one sample",
-}
+def _help() -> str:
+    from nclab.metrics.registry import METRIC_ORDER
+
+    return ("Measure neural collapse (NC1-NC5, CDNV, cosines, margins, memorization) of saved features. "
+            "Metric keys, in the order printed (docs/metrics.md): " + ", ".join(METRIC_ORDER) + ".")
 
 
-@app.command()
+@app.command(help=_help())
 def measure(
     files: Annotated[Optional[list[Path]], typer.Argument(help="Feature file(s) (.npz, .pt, .safetensors) with 'features' and 'labels'; several files are shards of one set, merged exactly.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object of metric values.")] = False,
@@ -73,8 +43,9 @@ def measure(
         from nclab.measure.files import measure_files
 
         result = measure_files(files, num_classes=num_classes, classes=classes)
+        notes = getattr(result, "notes", {})
         if as_json:
-            print_json(result)
+            print_json({**result, "notes": notes} if notes else result)
             return
         from rich.console import Console
         from rich.table import Table
@@ -84,6 +55,11 @@ def measure(
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("meaning")
+        from nclab.metrics.registry import describe
+
         for k, v in result.items():
-            table.add_row(k, f"{v:.6g}", _DESCRIPTIONS.get(k, ""))
+            table.add_row(k, f"{v:.6g}", notes.get(k) or describe(k))
         Console().print(table)
+        for k, why in notes.items():
+            if k not in result:
+                typer.echo(f"note: {why}", err=True)

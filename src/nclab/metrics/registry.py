@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Metric", "METRICS", "METRIC_ORDER", "describe", "Metrics", "markdown_table"]
+__all__ = ["Metric", "METRICS", "METRIC_ORDER", "describe", "Metrics", "markdown_table", "qualname"]
 
 S000 = "Nguyen et al. 2023 (seed 000)"
 S002 = "seed 002"
@@ -86,6 +86,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("nc5_ood", "mean |cos(mu_c, mu_G^ood)|", "Ammar et al. 2024", ("moments", "ood"), "nc5_ood"),
     Metric("num_classes_present", "classes with at least one sample (classes='present')", "-", ("moments",),
            "collapse_metrics"),
+    Metric("num_samples", "samples measured", "-", ("moments",), "nclab.measure.measure_files"),
+    Metric("num_classes", "classes of the classifier / labels", "-", ("moments",), "nclab.measure.measure_files"),
 )
 
 METRIC_ORDER: tuple[str, ...] = tuple(m.key for m in METRICS)
@@ -110,10 +112,14 @@ class Metrics(dict):
         self.notes: dict[str, str] = dict(notes or {})
 
 
+def qualname(m: Metric) -> str:
+    """The dotted name of the public function that computes a metric."""
+    return m.function if "." in m.function else f"nclab.metrics.{m.function}"
+
+
 def markdown_table() -> str:
     """The metrics table of docs/metrics.md: key, meaning, source, needs, function."""
     lines = ["| key | meaning | source | needs | computed by |", "|---|---|---|---|---|"]
     for m in METRICS:
-        lines.append(f"| `{m.key}` | {m.description} | {m.source} | {', '.join(m.needs)} | "
-                     f"`nclab.metrics.{m.function}` |")
+        lines.append(f"| `{m.key}` | {m.description} | {m.source} | {', '.join(m.needs)} | `{qualname(m)}` |")
     return "\n".join(lines)
