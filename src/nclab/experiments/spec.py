@@ -310,7 +310,8 @@ def _coerce_override(value: Any, annotation: Any) -> Any:
             pass
     if _is_sequence(annotation):
         inner = text.strip("()[]")
-        return [v.strip() for v in inner.split(",") if v.strip()] if inner else []
+        items = [v.strip() for v in inner.split(",") if v.strip()] if inner else []
+        return [None if v.lower() in ("none", "null") else v for v in items]
     return text
 
 
