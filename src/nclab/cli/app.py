@@ -92,6 +92,29 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
+def ensure_dir(path, option: str = "--out"):
+    """Create the output folder ``path`` of ``option`` now (before any long computation); an
+    existing file there or an unwritable place raises a one-line :class:`~nclab.errors.InputFileError`."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from nclab.errors import InputFileError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise InputFileError(f"{option} {str(p)!r} exists and is not a folder; pass another {option}")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".nclab-write-test-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputFileError(f"cannot write into {option} folder {str(p)!r} ({exc.strerror or exc}); "
+                             f"pass a writable {option}") from None
+    return p
+
+
 def _command_name() -> str:
     """``nclab <command>`` of the running click context (for messages)."""
     try:  # typer >= 0.20 vendors click

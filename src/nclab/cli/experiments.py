@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nclab.cli.app import app, print_json, user_errors
+from nclab.cli.app import app, ensure_dir, print_json, user_errors
 
 _SET_HELP = "Override a setting, KEY=VALUE (lists comma-separated); repeatable."
 _STORE_HELP = "Results store (SQLite); default $NCLAB_STORE or ./nclab-results.sqlite."
@@ -28,7 +28,7 @@ def _describe(name: str, preset: str):
 def _registered() -> list[str]:
     from nclab.experiments import experiment_names
 
-    return list(experiment_names(include_hidden=True))
+    return list(experiment_names(include_hidden=False))
 
 
 def _require_stored(store: Optional[Path], names: list[str]) -> None:
@@ -40,19 +40,6 @@ def _require_stored(store: Optional[Path], names: list[str]) -> None:
         st.require_experiments(conn, names, registered=_registered())
     finally:
         conn.close()
-
-
-def _check_out_dir(out: Path) -> None:
-    """``--out`` must be a folder or creatable as one (one-line error otherwise)."""
-    from nclab.errors import InputFileError
-
-    if out.exists() and not out.is_dir():
-        raise InputFileError(f"--out {str(out)!r} exists and is not a folder; pass another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputFileError(f"cannot create --out folder {str(out)!r} ({exc.strerror or exc}); "
-                             "pass a writable --out") from None
 
 
 def _progress(flag: Optional[bool]) -> bool:
@@ -180,7 +167,7 @@ def report_command(
         require_extra("lab", what="nclab report")
         from nclab.report import build_report
 
-        _check_out_dir(out)
+        ensure_dir(out, "--out")
         if names:
             _require_stored(store, names)
         path = build_report(store, out, names=names or None, preset=preset,
@@ -218,6 +205,7 @@ def reproduce_command(
 
         console = Console(stderr=True)
         preset = "quick" if quick else "paper"
+        ensure_dir(out, "--out")
         store = store if store is not None else out / "results.sqlite"
         names = only or [n for n in experiment_names(include_hidden=False)
                          if n != "synthetic-smoke"]

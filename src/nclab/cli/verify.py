@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from nclab.cli.app import app, print_json, user_errors
+from nclab.cli.app import app, ensure_dir, print_json, user_errors
 
 
 @app.command("verify")
@@ -29,6 +29,7 @@ def verify(
             from nclab._extras import require
 
             require("matplotlib", what="nclab verify --plots")  # before the checks, not after
+            ensure_dir(plots, "--plots")
         rows = run_checks(quick=quick)
         written = []
         if plots is not None:

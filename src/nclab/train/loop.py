@@ -227,6 +227,15 @@ def train(
     sub = None if config.eval_subsample is None else {"train": len(ev_train), "test": len(ev_test)}
     loss_fn = make_loss(config.loss, alpha=config.alpha, num_classes=c)
     ckpt = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
+    if ckpt is not None:  # an unusable checkpoint_dir fails now, not after the first epoch
+        try:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputFileError(f"cannot create checkpoint_dir {str(ckpt.parent)!r} ({exc.strerror or exc}); "
+                                 "pass a writable checkpoint_dir or none.") from None
+        if not os.access(ckpt.parent, os.W_OK):
+            raise InputFileError(f"checkpoint_dir {str(ckpt.parent)!r} is not writable; pass a writable "
+                                 "checkpoint_dir or none.")
 
     cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_ids):
