@@ -117,6 +117,7 @@ def ref_all(H, y, C, W=None, b=None, Ht=None, yt=None, ytrue=None, Hood=None):
         out["nc3_duality"] = float(np.linalg.norm(W / np.linalg.norm(W) - M / np.linalg.norm(M)) ** 2)
         out["nc3_etf"] = ref_frame_dist(W @ M.T, "etf")
         out["unc3_var"] = float(np.var([W[c] @ M[c] for c in range(C)], ddof=1))
+        out["nc3_cosine"] = float(np.mean([_cos(W[c], M[c]) for c in range(C)]))
         logits = [W @ h + bb for h in H]
         pred = [int(np.argmax(z)) for z in logits]
         out["nc4_ncc_mismatch"] = float(np.mean([p != q for p, q in zip(pred, ncc)]))

@@ -15,6 +15,8 @@ CASES = [
     dict(C=6, d=4, n_per=8),  # C > d: d-space NC1
     dict(C=5, d=5, n_per=7),  # C == d
     dict(C=2, d=3, n_per=9),  # binary
+    dict(C=50, d=64, n_per=8),  # many classes, C < d: K in the span of 50 means, tiled pairs with tile=2
+    dict(C=40, d=8, n_per=8),  # C > d: the d x d scatter, NCC and logits from the augmented product
 ]
 
 
