@@ -172,7 +172,8 @@ def test_suboptimal_collapse_flag():
 
 def test_config_validation_and_round_trip():
     cfg = TrainConfig.paper(classes=2)
-    assert cfg.net.depth == 9 and cfg.net.width == 2048 and cfg.batch_size == 512 and cfg.lr_step == 40
+    # 9 hidden layers as the authors' code builds them: 8 x 2048, then the feature layer of width M = N
+    assert cfg.net.depth == 8 and cfg.net.width == 2048 and cfg.batch_size == 512 and cfg.lr_step == 40
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(SpecError, match="loss"):
         TrainConfig(loss="hinge")  # type: ignore[arg-type]
