@@ -47,7 +47,10 @@ def test_deviations_of_the_issue_are_listed():
     assert "Nesterov" in topics("md-label-noise")
     assert "weight decay" in topics("md-large-scale")
     assert "layer count" in topics("bn-weight-decay") and "teacher" in topics("depthwise")
-    assert "VGG11" in topics("tpt-margins") and "VGG11" in topics("etf-permutations")
+    for name in ("tpt-margins", "etf-permutations"):  # seed 002 Sec. 5's networks and data
+        cfg = get_experiment(name).resolve("paper")
+        assert set(cfg.archs) == {"vgg11", "resnet32", "densenet121"}
+        assert set(cfg.datasets) == {"cifar10", "cifar100"}
     for name in NAMES:
         exp = get_experiment(name)
         if name not in ("synthetic-smoke", "ufm-theory", "md-model"):
@@ -81,3 +84,14 @@ def test_new_axes_and_data_sets():
     from nclab.experiments.cells import train_config
 
     assert train_config(plan_experiment("tpt-margins", "quick")[0].config).margin_bounds
+
+
+def test_spec_value_lists_match_the_libraries():
+    import typing
+
+    from nclab.data.registry import DATASETS
+    from nclab.experiments.library._common import Arch, Dataset
+    from nclab.nets.spec import ARCHS
+
+    assert set(typing.get_args(Arch)) == set(ARCHS)
+    assert set(typing.get_args(Dataset)) <= set(DATASETS)

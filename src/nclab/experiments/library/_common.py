@@ -29,8 +29,9 @@ PosInt = Annotated[int, Field(ge=1)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Seed = Annotated[int, Field(ge=0)]
 Loss = Literal["ce", "ls", "lr", "mse"]
-Dataset = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10", "svhn", "teacher", "conic_hull"]
-Arch = Literal["mlp", "resnet18", "vgg13"]
+Dataset = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "teacher",
+                  "conic_hull"]
+Arch = Literal["mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"]  # = nclab.nets.ARCHS
 BatchNorm = Literal["affine", "non-affine", "none"]
 
 NoiseKind = Literal["symmetric", "latent", "pair"]  # = nclab.data.noise.NOISE_KINDS (tested)
@@ -97,7 +98,7 @@ class TrainSettings(ExperimentConfig):
             )
 
 
-_FILE_DATASETS = {"mnist", "fashion_mnist", "cifar10", "svhn"}
+_FILE_DATASETS = {"mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"}
 
 
 TRAIN_QUICK = {

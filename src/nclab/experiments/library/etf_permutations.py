@@ -16,7 +16,7 @@ from pydantic import Field
 from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
                                                Arch, Dataset, Loss, NonNegFloat, PosInt, Seed,
                                                TrainSettings)
-from nclab.experiments.library.tpt_margins import networks_deviation
+from nclab.experiments.library.tpt_margins import SEED002_DATASETS, SEED002_NETWORKS
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
 from nclab.report import figures as F
 from nclab.report.analysis import group_runs
@@ -29,13 +29,13 @@ class ETFPermutations(TrainSettings):
     """Seed 002 Sec. 5.2, Fig. 4: fixed simplex-ETF heads differing by a permutation or a
     rotation, trained with the same seed; spread of test accuracy and loss."""
 
-    datasets: tuple[Dataset, ...] = ("cifar10",)
-    archs: tuple[Arch, ...] = ("resnet18",)
+    datasets: tuple[Dataset, ...] = SEED002_DATASETS
+    archs: tuple[Arch, ...] = SEED002_NETWORKS
     transforms: tuple[Literal["permute", "rotate"], ...] = ("permute", "rotate")
     transform_seeds: tuple[Seed, ...] = tuple(range(10))
     seed: Seed = 0  # the same training seed for every head
     num_classes: Optional[Annotated[int, Field(ge=2)]] = None
-    feature_dim: Optional[PosInt] = None  # the network's own feature layer (512 for ResNet18)
+    feature_dim: Optional[PosInt] = None  # the network's own feature layer (no extra block)
     weight_decay: NonNegFloat = 5e-4  # not in source
     loss: Loss = "ce"
 
@@ -116,10 +116,13 @@ EXPERIMENT = register(Experiment(
     requires=("nclab.train:train",),
     section=f"{__name__}:section",
     deviations=(
-        networks_deviation("etf-permutations"),
         Deviation("training details", "App. A.1 (not in the source text)",
                   "seed 001 A.2's optimiser, weight decay 5e-4, ten permuted and ten rotated "
                   "heads", "the source's settings are lost", ("paper",)),
+        Deviation("fixed head when C − 1 > d", "Sec. 5.2: a fixed simplex ETF classifier",
+                  "where C − 1 exceeds the feature dimension (CIFAR-100 on ResNet32, d = 64) "
+                  "the head is the CE-UFM classifier frame of nclab.nets (classifier_frame)",
+                  "a simplex ETF of C vectors needs d ≥ C − 1", ("paper",)),
         QUICK_SCALE("MLP 4 x 256 with a 32-wide feature layer on MNIST-1D, 10 classes, "
                     "30 epochs, 5 + 5 heads"),
     ),

@@ -48,12 +48,14 @@ SEED002_DATASETS = ("cifar10", "cifar100")
 class TPTMargins(TrainSettings):
     """Seed 002 Sec. 5.1, Fig. 3: CE loss and margin p_min on the train set over epochs.
 
-    Seed 002's App. A.1 (training details) is not in the source text; the optimiser follows
-    seed 001 A.2 (SGD, Nesterov 0.9, lr 0.1 x0.1 every 40 epochs, batch 512, 200 epochs).
+    The networks and data sets of Sec. 5 (VGG11, ResNet32, DenseNet121 on CIFAR-10 and
+    CIFAR-100). Seed 002's App. A.1 (training details) is not in the source text; the optimiser
+    follows seed 001 A.2 (SGD, Nesterov 0.9, lr 0.1 x0.1 every 40 epochs, batch 512, 200
+    epochs).
     """
 
-    datasets: tuple[Dataset, ...] = ("cifar10",)
-    archs: tuple[Arch, ...] = ("resnet18", "vgg13")
+    datasets: tuple[Dataset, ...] = SEED002_DATASETS
+    archs: tuple[Arch, ...] = SEED002_NETWORKS
     seeds: tuple[Seed, ...] = (0,)
     num_classes: Optional[Annotated[int, Field(ge=2)]] = None
     weight_decay: NonNegFloat = 5e-4  # not in source
@@ -136,15 +138,6 @@ def section(name, title, source, runs):
     return sec
 
 
-def networks_deviation(experiment: str) -> Deviation:
-    return Deviation(
-        "networks and data sets", "Sec. 5: VGG11, ResNet32, DenseNet121 on CIFAR-10 and "
-        "CIFAR-100", f"{experiment}'s paper preset: the archs and datasets that nclab.nets and "
-        "nclab.data provide (see `nclab run NAME --preset paper --dry-run`)",
-        "the three networks and the CIFAR-100 reader are added in nclab.nets / nclab.data; "
-        "until they are there the preset uses ResNet18 / VGG13 on CIFAR-10", ("paper",))
-
-
 EXPERIMENT = register(Experiment(
     name="tpt-margins",
     title="Train CE loss and margin p_min over epochs (terminal phase)",
@@ -164,7 +157,6 @@ EXPERIMENT = register(Experiment(
     requires=("nclab.train:train",),
     section=f"{__name__}:section",
     deviations=(
-        networks_deviation("tpt-margins"),
         Deviation("training details", "App. A.1 (not in the source text)",
                   "seed 001 A.2's optimiser: SGD, Nesterov 0.9, lr 0.1 x0.1 every 40 epochs, "
                   "batch 512, 200 epochs; weight decay 5e-4", "the source's settings are lost",
