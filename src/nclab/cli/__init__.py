@@ -22,7 +22,7 @@ for _name in _COMMAND_MODULES:
 
 def main() -> None:
     """Entry point of the ``nclab`` console script."""
-    app()
+    app(prog_name="nclab")
 
 
 __all__ = ["app", "main"]
