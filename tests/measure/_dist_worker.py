@@ -56,8 +56,10 @@ def main(out_dir):
     torch.save({"count": st.count, "mean": st.mean, "sq_dev": st.sq_dev, "unit_sum": st.unit_sum,
                 "scatter": st.scatter, "empty_count": empty.count, "empty_mean": empty.mean,
                 "empty_scatter": empty.scatter}, f"{out_dir}/stats{rank}.pt")
+    streamed = measure(model, [(xs[i:i + 4], ys[i:i + 4]) for i in range(0, len(xs), 4)], layers=["1"],
+                       max_feature_bytes=0)  # two passes over each rank's shard
     with open(f"{out_dir}/measure{rank}.json", "w") as f:
-        json.dump({"result": res, "disagree": disagree}, f)
+        json.dump({"result": res, "streamed": streamed, "disagree": disagree}, f)
     dist.destroy_process_group()
 
 

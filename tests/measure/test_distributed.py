@@ -77,10 +77,14 @@ def test_measure_every_rank_equals_one_process(torchrun_out):
     got = ranks[0]["result"]
     assert got["num_samples"] == one["num_samples"] == 50
     shared = [k for k in got if isinstance(got[k], float)]
-    assert {"nc1", "nc2_etf", "nc3_duality", "cdnv"} <= set(shared)
+    assert {"nc1", "nc2_etf", "nc3_duality", "cdnv", "nc4_ncc_mismatch", "accuracy", "margin_min"} <= set(shared)
+    assert set(got) == set(one)
     for k in shared:
         assert math.isclose(got[k], one[k], rel_tol=1e-9, abs_tol=1e-12), k
         assert math.isclose(got[k], kept[k], rel_tol=1e-9, abs_tol=1e-12), k
+    for k in shared:
+        assert math.isclose(ranks[0]["streamed"][k], one[k], rel_tol=1e-9, abs_tol=1e-12), k
+    assert ranks[0]["streamed"]["passes"] == 2
     for k, v in got["layers"]["1"].items():
         if isinstance(v, float):
             assert math.isclose(v, one["layers"]["1"][k], rel_tol=1e-9, abs_tol=1e-12), k

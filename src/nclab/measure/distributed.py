@@ -22,12 +22,14 @@ Works with every backend that sums float64 (gloo on CPU, NCCL on GPUs).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nclab.errors import ShapeError
 from nclab.metrics import ClassStats
 
-__all__ = ["all_reduce_stats", "is_distributed", "world"]
+__all__ = ["all_reduce_stats", "all_reduce_decisions", "is_distributed", "world"]
 
 
 def is_distributed(group=None) -> bool:
@@ -85,8 +87,9 @@ def all_reduce_stats(stats: ClassStats, group=None) -> ClassStats:
     dev = _comm_device(None if stats.count is None else stats.count.device, group)
     dim = -1 if stats.dim is None else int(stats.dim)
     big = 1 << 62
-    meta = torch.tensor([C, -C, dim, -(dim if dim >= 0 else big), int(stats.track_scatter), -int(stats.track_scatter)],
-                        dtype=torch.int64, device=dev)
+    exp = math.frexp(stats.scale)[1] if stats.dim is not None else -(1 << 20)  # state in units of 2^(exp-1)
+    meta = torch.tensor([C, -C, dim, -(dim if dim >= 0 else big), int(stats.track_scatter), -int(stats.track_scatter),
+                         exp], dtype=torch.int64, device=dev)
     dist.all_reduce(meta, op=dist.ReduceOp.MAX, group=group)
     c_max, c_min, d_max, d_min = int(meta[0]), -int(meta[1]), int(meta[2]), -int(meta[3])
     if c_max != c_min:
@@ -101,9 +104,17 @@ def all_reduce_stats(stats: ClassStats, group=None) -> ClassStats:
         raise ShapeError("some ranks track the within-class scatter and others do not; use the same "
                          "track_scatter on every rank.")
     d = d_max
+    scale = math.ldexp(1.0, int(meta[6]) - 1)  # the largest power-of-two scale of the ranks: no overflow
+    if stats.dim is not None and stats.scale != scale:  # to common units (powers of two: exact)
+        f = stats.scale / scale
+        stats.mean = stats.mean * f
+        stats.sq_dev = stats.sq_dev * (f * f)
+        if stats.scatter is not None:
+            stats.scatter = stats.scatter * (f * f)
+        stats.scale = scale
     if stats.dim is None:  # an empty shard: the zero state of the right shape
         opts = dict(dtype=torch.float64, device=dev)
-        stats.dim, stats.device = d, dev
+        stats.dim, stats.device, stats.scale = d, dev, scale
         stats.count, stats.mean = torch.zeros(C, **opts), torch.zeros(C, d, **opts)
         stats.sq_dev, stats.unit_sum = torch.zeros(C, **opts), torch.zeros(C, d, **opts)
         stats.scatter = torch.zeros(d, d, **opts) if stats.track_scatter else None
@@ -132,3 +143,49 @@ def all_reduce_stats(stats: ClassStats, group=None) -> ClassStats:
     if stats.track_scatter:
         stats.scatter = second[C + C * d:].view(d, d).clone()
     return stats
+
+
+def all_reduce_decisions(dp, group=None):
+    """Sum (counts, sums, K, scatter) and minimum (margins, pair minima) of a
+    :class:`~nclab.metrics.DecisionPass` over the ranks, made on the same reduced moments. Returns ``dp``.
+
+    Reads the pass's accumulators (``_count``, ``_stats``, ``_mmin``, ``_pair``, ``_K``, ``_scatter``,
+    ``_n``, ``_noisy``): the metrics core has no public reduction of them yet.
+    """
+    import torch.distributed as dist
+
+    if not is_distributed(group):
+        return dp
+    dev = dp._count.device
+    # a rank that saw no row has not set up its products: take the precision of the others
+    code = {None: 0, torch.float32: 1, torch.float64: 2}[dp._cdt]
+    meta = torch.tensor([code], dtype=torch.int64, device=dev)
+    dist.all_reduce(meta, op=dist.ReduceOp.MAX, group=group)
+    if int(meta[0]) == 0:
+        return dp
+    if dp._cdt is None:
+        dp._setup({1: torch.float32, 2: torch.float64}[int(meta[0])])
+    C = dp.moments.num_classes
+    parts = [dp._count, dp._stats, torch.tensor([float(dp._n), float(dp._noisy)], dtype=torch.float64, device=dev)]
+    for m in (dp._K, dp._scatter):
+        if m is not None:
+            parts.append(m.flatten())
+    flat = torch.cat(parts)
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
+    i = 0
+    dp._count = flat[i: i + C].clone(); i += C
+    dp._stats = flat[i: i + 5].clone(); i += 5
+    dp._n, dp._noisy = int(flat[i]), int(flat[i + 1]); i += 2
+    if dp._K is not None:
+        dp._K = flat[i: i + dp._K.numel()].view_as(dp._K).clone(); i += dp._K.numel()
+    if dp._scatter is not None:
+        dp._scatter = flat[i: i + dp._scatter.numel()].view_as(dp._scatter).clone()
+    mins = [dp._mmin.reshape(1)]
+    if dp._pair is not None:
+        mins.append(dp._pair.to(torch.float64).flatten())
+    low = torch.cat(mins)
+    dist.all_reduce(low, op=dist.ReduceOp.MIN, group=group)
+    dp._mmin = low[0].clone()
+    if dp._pair is not None:
+        dp._pair = low[1:].view(C, C).to(dp._pair.dtype)
+    return dp

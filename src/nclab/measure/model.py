@@ -366,8 +366,8 @@ def measure(
     LabelError, ShapeError
         A batch without labels, labels that match no feature shape, fewer than two classes.
     """
-    from nclab.measure._compute import check_classes, metrics_of_features, metrics_of_stats
-    from nclab.measure.distributed import all_reduce_stats, is_distributed
+    from nclab.measure._compute import check_classes, decision_pass, metrics_of_features, metrics_of_stats, moments_of
+    from nclab.measure.distributed import all_reduce_decisions, all_reduce_stats, is_distributed
 
     check_classes(classes)
     if keep_features is False:
@@ -454,16 +454,42 @@ def measure(
                                  for t in taps[1:]}
                 out["effective_depth"] = _effective_depth(taps, labels, C, classes, eps)
             return out
+        kept = not folded  # distributed, features still in memory: the decision pass reads them
+        kept_chunks = [list(t.chunks) for t in taps]
+        kept_labels = list(labels)
         _fold(taps, labels, C)
         for tap in taps:
             if distributed:
                 all_reduce_stats(tap.stats)
-        out = metrics_of_stats(penult.stats, weights=W, bias=b, classes=classes)
-        out["passes"] = 1
-        # The per-sample statistics against the final means (NC4, NCC accuracy, accuracy, margins)
-        # come from the metrics core's second pass (nclab.metrics.DecisionPass) once it exists.
+        moments = [moments_of(t.stats, classes) for t in taps]
+        passes = [decision_pass(moments[0], W, b)] + [decision_pass(m) for m in moments[1:]]
+        if second_pass or kept:
+            if kept:
+                for dp, chunks in zip(passes, kept_chunks):
+                    for h, y in zip(chunks, kept_labels):
+                        dp.update(h, y)
+            else:
+                for i, batch in enumerate(loader):
+                    feats, y = run(batch)
+                    if y.numel():
+                        for dp, tap in zip(passes, taps):
+                            dp.update(feats[tap.name], y)
+                    if progress is not None:
+                        progress("pass 2", i + 1)
+            for dp in passes:
+                if distributed:
+                    all_reduce_decisions(dp)
+            decisions = [dp.compute() for dp in passes]
+        else:
+            decisions = [None] * len(taps)
+        out = metrics_of_stats(penult.stats, weights=W, bias=b, classes=classes, moments=moments[0],
+                               decisions=decisions[0])
+        out["passes"] = 2 if (second_pass and not kept) else 1
         if layers:
-            out["layers"] = {t.name: metrics_of_stats(t.stats, classes=classes) for t in taps[1:]}
+            out["layers"] = {t.name: metrics_of_stats(t.stats, classes=classes, moments=m, decisions=dd)
+                             for t, m, dd in zip(taps[1:], moments[1:], decisions[1:])}
+            if decisions[0] is not None:
+                out["effective_depth"] = _depth_from(decisions, eps)
         return out
     finally:
         for h in handles:
@@ -472,14 +498,19 @@ def measure(
 
 
 def _effective_depth(taps: list[_Tap], labels: list[torch.Tensor], C: int, classes: str, eps: float) -> int:
-    from nclab.measure._compute import present_index
     from nclab.metrics import effective_depth
 
     y = torch.cat(labels)
-    if classes == "present":
-        idx = present_index(torch.bincount(y, minlength=C))
-        lookup = torch.full((C,), -1, dtype=torch.long, device=y.device)
-        lookup[idx.to(y.device)] = torch.arange(idx.numel(), device=y.device)
-        y, C = lookup[y], int(idx.numel())
     feats = [torch.cat(t.chunks) for t in taps[1:]] + [torch.cat(taps[0].chunks)]
     return effective_depth(feats, y, eps=eps, num_classes=C)
+
+
+def _depth_from(decisions: list, eps: float) -> int:
+    """:func:`~nclab.metrics.effective_depth` from decision passes: the first 1-based index, over
+    [layer 1, ..., layer k, penultimate], whose NCC error is at most ``eps``, else k + 1.
+    ``decisions`` is [penultimate, layer 1, ..., layer k]."""
+    order = decisions[1:] + decisions[:1]
+    for i, d in enumerate(order):
+        if 1.0 - d.ncc_correct / d.n <= eps:
+            return i + 1
+    return len(order)
