@@ -21,7 +21,8 @@ def local_ray():
 
 def test_ray_two_cell_sweep_matches_serial(local_ray, tmp_path):
     a, b = tmp_path / "ray.sqlite", tmp_path / "serial.sqlite"
-    s = run_experiment("synthetic-smoke", preset="tiny", store=a, backend="ray", progress=True)
+    s = run_experiment("synthetic-smoke", preset="tiny", store=a, backend="ray",
+                       on_event=lambda event: None)
     assert (s.total, s.done, s.failed) == (2, 2, 0)
     assert ray.is_initialized()  # the runner leaves an instance it did not start running
     run_experiment("synthetic-smoke", preset="tiny", store=b, backend="serial")

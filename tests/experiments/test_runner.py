@@ -211,17 +211,28 @@ def test_missing_library_is_a_spec_error(tmp_path):
         run_experiment(exp, store=tmp_path / "s.sqlite")
 
 
-def test_epoch_progress_reaches_the_driver(tmp_path, monkeypatch):
-    """Per-epoch reports travel from spawn workers to the driver's progress bars."""
-    from nclab.experiments import runner
-
-    seen = []
-    monkeypatch.setattr(runner._Progress, "epoch", lambda self, k, e, t: seen.append((k, e, t)))
-    run_experiment("synthetic-smoke", preset="tiny", store=tmp_path / "s.sqlite",
-                   backend="local", workers=1, overrides={"epoch_delay_s": "0.01"},
-                   progress=True)
+def test_epoch_progress_reaches_the_driver(tmp_path):
+    """Per-epoch reports travel from spawn workers to the driver, which emits them as events
+    (the CLI draws them; the runner prints nothing)."""
+    events = []
+    s = run_experiment("synthetic-smoke", preset="tiny", store=tmp_path / "s.sqlite",
+                       backend="local", workers=1, overrides={"epoch_delay_s": "0.01"},
+                       on_event=events.append)
+    seen = [(e.key, e.epoch, e.total) for e in events if e.kind == "epoch"]
     assert {t for _, _, t in seen} == {20}
     assert len({k for k, _, _ in seen}) == 2 and max(e for _, e, _ in seen) == 20
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "stage" and kinds[-1] == "stage_done"
+    assert events[0].total == s.total == 2 and events[0].skipped == 0
+    assert kinds.count("cell_done") == 2 and all(e.experiment == "synthetic-smoke"
+                                                 for e in events)
+    # a failing drawer never stops the sweep
+    def boom(event):
+        raise RuntimeError("drawing failed")
+
+    again = run_experiment("synthetic-smoke", preset="tiny", store=tmp_path / "t.sqlite",
+                           on_event=boom)
+    assert again.done == 2
 
 
 def _stage_a(config, ctx):

@@ -46,6 +46,61 @@ def _progress(flag: Optional[bool]) -> bool:
     return sys.stderr.isatty() if flag is None else flag
 
 
+class _Bars:
+    """Rich progress bars drawn from the runner's events: one bar per stage grid, one per
+    running cell for its epochs (the library reports, the CLI draws)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.progress = None
+        self._grid = None
+        self._cells: dict = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    @property
+    def on_event(self):
+        return self.handle if self.enabled else None
+
+    def handle(self, ev) -> None:
+        from rich.markup import escape
+
+        p = self.progress
+        if ev.kind == "stage":
+            self._grid = p.add_task(f"[bold]{escape(ev.experiment)} [{escape(ev.stage)}]",
+                                    total=ev.total, completed=ev.skipped)
+        elif ev.kind == "epoch":
+            task = self._cells.get(ev.key)
+            if task is None:
+                task = self._cells[ev.key] = p.add_task(f"  {escape(ev.key[:60])}",
+                                                        total=ev.total)
+            p.update(task, completed=ev.epoch, total=ev.total)
+        elif ev.kind == "cell_done":
+            task = self._cells.pop(ev.key, None)
+            if task is not None:
+                p.remove_task(task)
+            if self._grid is not None:
+                p.advance(self._grid)
+        elif ev.kind == "stage_done":
+            for task in self._cells.values():
+                p.remove_task(task)
+            self._cells.clear()
+
+
 def _summary_dict(s) -> dict:
     return {
         "experiment": s.experiment, "preset": s.preset, "store": s.store, "total": s.total,
@@ -96,10 +151,11 @@ def _run(name, preset, sets, store, backend, workers, address, progress, as_json
                 typer.echo(c.key)
             typer.echo(f"{len(cells)} cells (stages that need earlier results not listed)")
         return
-    summary = run_experiment(
-        name, preset=preset, overrides=overrides, store=store, backend=backend,
-        workers=workers, address=address, progress=_progress(progress),
-    )
+    with _Bars(_progress(progress)) as bars:
+        summary = run_experiment(
+            name, preset=preset, overrides=overrides, store=store, backend=backend,
+            workers=workers, address=address, on_event=bars.on_event,
+        )
     _finish([summary], as_json)
 
 
@@ -219,9 +275,10 @@ def reproduce_command(
                 console.print(f"[yellow]skip[/] {name}: needs {', '.join(missing)}")
                 continue
             console.print(f"[bold]{name}[/] ({preset}): {exp.title}")
-            summaries.append(run_experiment(
-                name, preset=preset, store=store, backend=backend, workers=workers,
-                address=address, progress=_progress(progress)))
+            with _Bars(_progress(progress)) as bars:
+                summaries.append(run_experiment(
+                    name, preset=preset, store=store, backend=backend, workers=workers,
+                    address=address, on_event=bars.on_event))
         path = build_report(store, out, names=[s.experiment for s in summaries] or None,
                             preset=preset, describe=_describe)
         console.print(f"report: {path} ({time.time() - t0:.0f} s)")

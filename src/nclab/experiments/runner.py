@@ -4,7 +4,8 @@ Protocol
 --------
 A cell function has the signature ``fn(config: dict, ctx: CellContext) -> CellResult``. It
 computes in memory and returns its final scalar metrics, its per-epoch history and any
-non-scalar extras; it calls ``ctx.epoch(e, total)`` after each epoch for the progress bars.
+non-scalar extras; it calls ``ctx.epoch(e, total)`` after each epoch, which the driver turns
+into a :class:`ProgressEvent` for its ``on_event`` callback (the CLI draws the bars).
 Cell functions never touch the store: the driver process (the one that runs
 :func:`run_experiment`) writes each returned result with :func:`nclab.store.write_run`, one
 transaction per cell, as soon as it arrives.
@@ -62,6 +63,7 @@ from nclab.experiments.grid import Cell, expand_grid
 from nclab.experiments.spec import Experiment, get_experiment
 
 __all__ = [
+    "ProgressEvent",
     "CellContext",
     "CellResult",
     "SweepSummary",
@@ -289,51 +291,54 @@ def _ray_task(payload: Mapping[str, Any], q) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- progress
 
 
-class _Progress:
-    """Rich progress bars: one for the grid, one per running cell for its epochs."""
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the runner reports while it works; the CLI draws it (the library prints nothing).
 
-    def __init__(self, enabled: bool, title: str, total: int, skipped: int):
-        self.enabled = enabled
-        self._cells: dict[str, Any] = {}
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+    Attributes
+    ----------
+    kind : {"stage", "epoch", "cell_done", "stage_done"}
+        ``stage``: a stage starts (``total`` cells, ``skipped`` already in the store);
+        ``epoch``: cell ``key`` finished ``epoch`` of ``total`` epochs; ``cell_done``: cell
+        ``key`` finished (stored, failed, or computed elsewhere); ``stage_done``: the stage ends.
+    experiment, stage : str
+    key : str, optional
+    epoch, total, skipped : int
+    """
 
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        self.progress.start()
-        from rich.markup import escape
+    kind: str
+    experiment: str
+    stage: str
+    key: str | None = None
+    epoch: int = 0
+    total: int = 0
+    skipped: int = 0
 
-        self.grid = self.progress.add_task(f"[bold]{escape(title)}", total=total,
-                                           completed=skipped)
+
+class _Events:
+    """Turns the runner's progress calls into :class:`ProgressEvent` for ``on_event``."""
+
+    def __init__(self, on_event, experiment: str, stage: str, total: int, skipped: int):
+        self.on_event = on_event
+        self.enabled = on_event is not None
+        self.experiment, self.stage = experiment, stage
+        self._emit(ProgressEvent("stage", experiment, stage, total=total, skipped=skipped))
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self.enabled:
+            try:
+                self.on_event(event)
+            except Exception:  # a drawing error must never stop a sweep
+                pass
 
     def epoch(self, key: str, epoch: int, total: int) -> None:
-        if not self.enabled:
-            return
-        task = self._cells.get(key)
-        if task is None:
-            from rich.markup import escape
-
-            task = self.progress.add_task(f"  {escape(key[:60])}", total=total)
-            self._cells[key] = task
-        self.progress.update(task, completed=epoch, total=total)
+        self._emit(ProgressEvent("epoch", self.experiment, self.stage, key, epoch, total))
 
     def cell_done(self, key: str) -> None:
-        if not self.enabled:
-            return
-        task = self._cells.pop(key, None)
-        if task is not None:
-            self.progress.remove_task(task)
-        self.progress.advance(self.grid)
+        self._emit(ProgressEvent("cell_done", self.experiment, self.stage, key))
 
     def close(self) -> None:
-        if self.enabled:
-            self.progress.stop()
+        self._emit(ProgressEvent("stage_done", self.experiment, self.stage))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -364,7 +369,7 @@ def run_experiment(
     backend: str = "serial",
     workers: int | None = None,
     address: str | None = None,
-    progress: bool = False,
+    on_event: Callable[[ProgressEvent], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> SweepSummary:
     """Run every not-yet-done cell of an experiment and write each result to the store.
@@ -383,8 +388,9 @@ def run_experiment(
         instance.
     address : str, optional
         Ray cluster address (``"auto"``, ``"ray://host:10001"``); default starts a local one.
-    progress : bool, default=False
-        Show rich progress bars on stderr.
+    on_event : callable, optional
+        Called with every :class:`ProgressEvent` (stage start, epoch of a cell, cell done,
+        stage end); the CLI draws them as progress bars. The runner itself prints nothing.
     on_record : callable, optional
         Called with each record after it is written.
 
@@ -451,8 +457,7 @@ def run_experiment(
             todo = [c for c in cells if c.key not in finished]
             total += len(cells)
             skipped += len(cells) - len(todo)
-            bars = _Progress(progress, f"{exp.name} [{stage.name}]", len(cells),
-                             len(cells) - len(todo))
+            bars = _Events(on_event, exp.name, stage.name, len(cells), len(cells) - len(todo))
             try:
                 payloads = [
                     {"experiment": exp.name, "preset": preset, "stage": stage.name,
