@@ -293,8 +293,11 @@ def load_cifar100(root: str | os.PathLike[str], *, label_type: str = "fine") -> 
         ``fine``: the 100 classes (``fine_labels``); ``coarse``: the 20 superclasses
         (``coarse_labels``).
 
-    Returns images (n, 3, 32, 32) in [0, 1]: 50000 training and 10000 test images for the full
-    files; ``info["class_names"]`` holds the names of ``meta`` when it is present.
+    Returns
+    -------
+    Dataset
+        Images (n, 3, 32, 32) in [0, 1]: 50000 training and 10000 test images for the full
+        files; ``info["class_names"]`` holds the names of ``meta`` when it is present.
 
     Raises
     ------

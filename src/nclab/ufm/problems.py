@@ -190,8 +190,9 @@ class UFMProblem:
 
         Always held at once: the parameters x and their gradient (2 P values), the logits (N, C)
         and their gradient (2 N C), and for ``fixed-etf`` the ETF (C, d) plus the rotation
-        (d, d) when one is asked for. ``solver="fast"`` adds L-BFGS's m (s, y) pairs (m = 20 up
-        to 10^4 parameters, else 5) and its search direction; ``"gd"`` adds the trial point.
+        (d, d) when one is asked for. ``solver="fast"`` adds SciPy L-BFGS-B's workspace, 2 m P +
+        5 P values for its m (s, y) pairs (m = 10 up to 10^4 parameters, else 5) and its work
+        vectors; ``"gd"`` adds the trial point.
         """
         c, d, n = int(self.num_classes), int(self.dim), int(self.num_classes) * int(self.per_class)
         params = sum(math.prod(s) for s in self.param_shapes().values())
@@ -199,7 +200,7 @@ class UFMProblem:
         if self.model == "fixed-etf":
             values += c * d + (d * d if self.etf_rotation_seed is not None else 0)
         if solver == "fast":
-            values += (2 * (20 if params <= 10_000 else 5) + 1) * params
+            values += (2 * (10 if params <= 10_000 else 5) + 5) * params
         elif solver == "gd":
             values += params
         return 8 * values
