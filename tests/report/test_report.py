@@ -300,3 +300,83 @@ def test_level_gap_ignores_the_numerical_floor():
     # records 0-2 count: |log10 ratio| = 1, 0, 2 -> median 1; record 3 is below 1e-6
     assert level_gap(curves) == pytest.approx(1.0)
     assert math.isnan(level_gap({"nc1_h1": [1e-8], "nc1_h2": [1.0]}))
+
+
+# --------------------------------------------------------------------------- new sections
+
+
+def _layer_run(key, gaps, wd=1e-3, acc=1.0, dataset="teacher"):
+    taps = [f"block{i}" for i in range(1, len(gaps))] + ["features"]
+    final = {"train_acc": acc, "effective_depth": 2.0}
+    for t, g, k in zip(taps, gaps, range(len(gaps))):
+        final.update({f"layers/{t}/cosine_intra_min": 0.5 + g / 2,
+                      f"layers/{t}/cosine_inter_max": 0.5 - g / 2,
+                      f"layers/{t}/ncc_accuracy": 0.5 + 0.1 * k, f"layers/{t}/nc1": 1.0 / (k + 1),
+                      f"layers/{t}/nc2_etf": 0.5})
+    return RunData(key, "main", {"dataset": dataset, "weight_decay": wd, "seed": 0}, {}, final,
+                   (), {"layers": taps})
+
+
+def test_conjecture_3_2_1_cosine_gap_verdict():
+    """The cosine gap (min intra − max inter) may drop by at most ε = 0.05 between layers."""
+    from nclab.experiments.library.depthwise import CONJ_321_EPS
+
+    rising = [_layer_run("a#1", [0.1, 0.2, 0.2 - CONJ_321_EPS / 2, 0.6]),
+              _layer_run("b#2", [0.0, 0.3, 0.5, 0.9], wd=1e-2)]
+    claim = [c for c in build_section("depthwise", "t", "s", rising).claims
+             if "Conjecture 3.2.1" in c.source][0]
+    assert claim.supported is True and f"{CONJ_321_EPS / 2:.3g}" in claim.verdict
+    drop = rising + [_layer_run("c#3", [0.4, 0.2, 0.5, 0.6], wd=3e-3)]
+    claim = [c for c in build_section("depthwise", "t", "s", drop).claims
+             if "Conjecture 3.2.1" in c.source][0]
+    assert claim.supported is False and "0.2" in claim.verdict and "2/3" in claim.verdict
+    # unconverged networks do not test the conjecture
+    claim = [c for c in build_section("depthwise", "t", "s", [
+        _layer_run("d#4", [0.4, 0.1, 0.0, 0.0], acc=0.9)]).claims
+             if "Conjecture 3.2.1" in c.source][0]
+    assert claim.supported is None
+
+
+def test_md_section_panels_per_feature_dimension_and_fig4_scatter():
+    runs = _md_runs({"ce": 0.5, "ls": 0.5})
+    wide = _md_runs({"ce": 0.5, "ls": 0.5})
+    for r in wide:
+        r["axes"] = dict(r["axes"], feature_dim=16)
+    data = _as_rundata(runs) + [RunData(f"w{i}", "main", r["axes"], r["axes"], r["final"],
+                                        r["history"]) for i, r in enumerate(wide)]
+    feats = {"test": [[1.0, 0.0], [0.0, 1.0]], "test_labels": [0, 1],
+             "noisy": [[0.9, 0.1]], "noisy_true_labels": [1]}
+    bad = RunData("x#9", "main", {"dataset": "mnist1d", "num_classes": 2, "eta": 0.1,
+                                  "loss": "ce", "seed": 9}, {},
+                  {"suboptimal_collapse": 1.0, "memorization": 1.0, "nc1_test": 1.0,
+                   "test_acc": 0.5}, (), {"features_2d": feats})
+    good = RunData("y#9", "main", dict(bad.axes, seed=10), {},
+                   dict(bad.final, suboptimal_collapse=0.0), (), {"features_2d": feats})
+    sec = build_section("md-label-noise", "t", "s", data + [bad, good])
+    assert {"md-mnist1d-N2-MN", "md-mnist1d-N2-M16", "features-2d"} <= set(sec.figures)
+    fig = sec.figures["md-mnist1d-N2-MN"]
+    assert [ax.get_xlabel() for ax in fig.axes[:3]] == ["memorization", "memorization", "noise η"]
+    assert fig.axes[1].get_ylabel() == "test accuracy"  # seed 000 Fig. 1 bottom row's axis
+    scatter = sec.figures["features-2d"]
+    assert [a.get_title().split(":")[0] for a in scatter.axes] == ["sub-optimal", "optimal"]
+    # the filtered run is left out of the fits, the kept one counted
+    slopes = [t for t in sec.tables if t.title.startswith("Fitted lines")][0]
+    assert {r[0] for r in slopes.rows} == {"mnist1d, N=2, M=N", "mnist1d, N=2, M=16"}
+
+
+def test_tpt_section_shows_both_margins_and_the_bound_terms():
+    from nclab.experiments.library.tpt_margins import BOUND_TERMS
+
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "margin_min_nobias_train": 0.1 * e,
+             "margin_min_train": 0.2 * e, "bound44_a_train": 10.0 / e,
+             "bound48_gamma_hat_min_train": 0.01 * e} for e in range(1, 11)]
+    final = {**{k: 0.5 for k in BOUND_TERMS}, "tpt_epoch": 3.0, "margin_min_nobias_train": 1.0}
+    run = RunData("r#abc", "main", {"dataset": "mnist1d", "arch": "mlp", "loss": "ce",
+                                    "seed": 0}, {}, final, hist)
+    sec = build_section("tpt-margins", "t", "s", [run])
+    assert {"tpt-abc", "tpt-abc-bounds"} <= set(sec.figures)
+    table = [t for t in sec.tables if t.title.startswith("Margins and margin-bound")][0]
+    assert list(table.header) == ["run"] + list(BOUND_TERMS)
+    assert table.rows[0][1 + list(BOUND_TERMS).index("margin_min_nobias_train")] == "1"
+    claim = sec.claims[0]
+    assert claim.supported is True and "p_min goes 0.3 → 1" in claim.verdict
