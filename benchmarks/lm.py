@@ -55,7 +55,7 @@ def metric_set(n: int, repeat: int, device: str) -> dict:
         return out
 
     def metrics():
-        out = collapse_metrics(H, y, weights=W, classes="present")
+        out = collapse_metrics(H, y, weights=W, num_classes=C, classes="present")
         if device == "cuda":
             torch.cuda.synchronize()
         return out
