@@ -22,7 +22,7 @@ from nclab.experiments.spec import Deviation, ExperimentConfig
 
 __all__ = ["Prob", "PosInt", "NonNegFloat", "Seed", "Loss", "Dataset", "Arch", "BatchNorm",
            "NoiseKind", "CELLS", "TrainSettings", "TRAIN_QUICK", "TRAIN_TINY",
-           "QUICK_SCALE", "SEED001_DEPTH", "Eta", "check_etas"]
+           "quick_scale", "SEED001_DEPTH", "Eta", "check_etas"]
 
 Prob = Annotated[float, Field(ge=0.0, lt=1.0)]
 PosInt = Annotated[int, Field(ge=1)]
@@ -123,7 +123,7 @@ SEED001_DEPTH = Deviation(
 )
 
 
-def QUICK_SCALE(what: str) -> Deviation:  # noqa: N802 - a Deviation factory
+def quick_scale(what: str) -> Deviation:
     """The deviation every quick preset shares: smaller data, network and training."""
     return Deviation("scale", "the source's data set, network and epochs",
                      what, "runs on 2 CPU cores within the 20-minute budget of "

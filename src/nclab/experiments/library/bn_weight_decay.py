@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                BatchNorm, Dataset, Loss, NonNegFloat, PosInt,
                                                Seed, TrainSettings)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
@@ -147,7 +147,7 @@ EXPERIMENT = register(Experiment(
     requires=("nclab.train:train",),
     section=f"{__name__}:section",
     deviations=SEED003_DEVIATIONS + (
-        QUICK_SCALE("2000 samples, 6-layer MLP of width 128 (features 32), 40 epochs, "
+        quick_scale("2000 samples, 6-layer MLP of width 128 (features 32), 40 epochs, "
                     "lr x0.1 every 15 epochs, weight decays {1e-4, 1e-3, 5e-3}"),
     ),
 ))

@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Mapping, Optional, Sequence
 import numpy as np
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                Dataset, Loss, NonNegFloat, PosInt, Seed,
                                                TrainSettings)
 from nclab.experiments.library.bn_weight_decay import SEED003_DEVIATIONS
@@ -280,7 +280,7 @@ EXPERIMENT = register(Experiment(
         Deviation("extended UFM sizes", "seed 004 Sec. 6: K, n, d and λ (lost in the text "
                   "conversion)", "K = 4, n = 10, d = 20, λ = 5e-3, GD step 0.1 from "
                   "N(0, 0.1²)", "the values are not recoverable", ("paper",)),
-        QUICK_SCALE("2000 samples, 8-layer BN MLP of width 128 (features 32), 40 epochs, "
+        quick_scale("2000 samples, 8-layer BN MLP of width 128 (features 32), 40 epochs, "
                     "weight decays {5e-4, 5e-3}; extended UFM 3000 GD steps of 0.5"),
     ),
 ))

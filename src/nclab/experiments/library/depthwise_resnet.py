@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import numpy as np
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                Arch, Dataset, Loss, PosInt, Seed,
                                                TrainSettings)
 from nclab.experiments.library.depthwise import (NET_ONLY, UFM_ONLY, UFM_STAGE, UFMSettings,
@@ -135,6 +135,6 @@ EXPERIMENT = register(Experiment(
                   "30 epochs", "nclab.nets has no small 1-d CNN; MNIST-1D inputs are vectors, "
                   "and a ResNet18 epoch on images does not fit the quick budget",
                   ("quick", "tiny")),
-        QUICK_SCALE("see 'quick network'; extended UFM 3000 GD steps of 0.5"),
+        quick_scale("see 'quick network'; extended UFM 3000 GD steps of 0.5"),
     ),
 ))

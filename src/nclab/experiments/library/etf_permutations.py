@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 import numpy as np
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                Arch, Dataset, Loss, NonNegFloat, PosInt, Seed,
                                                TrainSettings)
 from nclab.experiments.library.tpt_margins import SEED002_DATASETS, SEED002_NETWORKS
@@ -123,7 +123,7 @@ EXPERIMENT = register(Experiment(
                   "where C − 1 exceeds the feature dimension (CIFAR-100 on ResNet32, d = 64) "
                   "the head is the CE-UFM classifier frame of nclab.nets (classifier_frame)",
                   "a simplex ETF of C vectors needs d ≥ C − 1", ("paper",)),
-        QUICK_SCALE("MLP 4 x 256 with a 32-wide feature layer on MNIST-1D, 10 classes, "
+        quick_scale("MLP 4 x 256 with a 32-wide feature layer on MNIST-1D, 10 classes, "
                     "30 epochs, 5 + 5 heads"),
     ),
 ))

@@ -18,7 +18,7 @@ from typing import Annotated, Optional, Sequence
 import numpy as np
 from pydantic import Field, model_validator
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, SEED001_DEPTH, TRAIN_QUICK,
+from nclab.experiments.library._common import (CELLS, quick_scale, SEED001_DEPTH, TRAIN_QUICK,
                                                TRAIN_TINY, Dataset, Eta, Loss, NoiseKind,
                                                PosInt, Prob, Seed, TrainSettings, check_etas)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
@@ -285,7 +285,7 @@ DEVIATIONS = (
               "M > N for N in {5, 10}", "feature_dims = (None,) i.e. M = N; the M axis takes "
               "other values with --set feature_dims=none,16,64", "the values of M are not in "
               "the text", ("paper",)),
-    QUICK_SCALE("MNIST-1D (4000 samples), N = 2, 4 x 256 BN MLP, 40 epochs, lr 0.05 "
+    quick_scale("MNIST-1D (4000 samples), N = 2, 4 x 256 BN MLP, 40 epochs, lr 0.05 "
                 "x0.1 every 15, weight decay 5e-4, batch 128, η in {0.05, 0.1, 0.2, 0.3}, "
                 "6 seeds"),
 )

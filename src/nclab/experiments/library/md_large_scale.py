@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                Arch, Dataset, Eta, Loss, PosInt, Prob, Seed,
                                                TrainSettings, check_etas)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
@@ -155,7 +155,7 @@ EXPERIMENT = register(Experiment(
         Deviation("learning-rate steps", "the multiplier of Table 1 is searched; when it "
                   "applies is not stated", "every 40 epochs (A.1.1's step)",
                   "not in the text", ("paper",)),
-        QUICK_SCALE("MLP 4 x 256 (features 64) on MNIST-1D with 10 classes instead of "
+        quick_scale("MLP 4 x 256 (features 64) on MNIST-1D with 10 classes instead of "
                     "ResNet18 / VGG13 on images; 4 search trials of 8 epochs; 30 epochs; "
                     "2 seeds"),
     ),

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, SEED001_DEPTH, TRAIN_QUICK,
+from nclab.experiments.library._common import (CELLS, quick_scale, SEED001_DEPTH, TRAIN_QUICK,
                                                TRAIN_TINY, Dataset, Eta, NoiseKind, PosInt,
                                                Seed)
 from nclab.experiments.library.md_label_noise import AXES, MDLabelNoise, md_section
@@ -56,7 +56,7 @@ EXPERIMENT = register(Experiment(
         Deviation("noise levels", "η in the range [0.025, 0.2]",
                   "η in {0.025, 0.05, 0.1, 0.15, 0.2}", "the values inside the range are not "
                   "listed", ("paper",)),
-        QUICK_SCALE("MNIST-1D (4000 samples), 4 x 256 BN MLP, 40 epochs, CE and LS, "
+        quick_scale("MNIST-1D (4000 samples), 4 x 256 BN MLP, 40 epochs, CE and LS, "
                     "η in {0.05, 0.1, 0.2}, 3 seeds"),
     ),
 ))

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field
 
-from nclab.experiments.library._common import (CELLS, QUICK_SCALE, TRAIN_QUICK, TRAIN_TINY,
+from nclab.experiments.library._common import (CELLS, quick_scale, TRAIN_QUICK, TRAIN_TINY,
                                                Arch, Dataset, Loss, NonNegFloat, Seed,
                                                TrainSettings)
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
@@ -167,6 +167,6 @@ EXPERIMENT = register(Experiment(
                   "multiplied with them); K replaced by its empirical lower bound on the train "
                   "set; ρ_y by the largest train feature norm", "not computable from a trained "
                   "network", ("paper", "quick", "tiny")),
-        QUICK_SCALE("MLP 4 x 256 (features 64) on MNIST-1D, 10 classes, 60 epochs"),
+        quick_scale("MLP 4 x 256 (features 64) on MNIST-1D, 10 classes, 60 epochs"),
     ),
 ))
