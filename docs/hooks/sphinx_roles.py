@@ -26,8 +26,8 @@ import griffe
 _BUILTINS = set(dir(builtins))
 _ROLE = re.compile(r":(?:py:)?(func|class|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
 _MATH = re.compile(r":math:`([^`]+)`")
-_BLOCK = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>.*)\n(?P<body>(?:(?P=indent)[ \t]+.*\n|[ \t]*\n)*)",
-                    re.MULTILINE)
+_BLOCK = re.compile(r"^(?P<indent>[ \t]*)\.\. math::[ \t]*(?P<first>.*)(?:\n|$)"
+                    r"(?P<body>(?:(?P=indent)[ \t]+.*(?:\n|$)|[ \t]*\n)*)", re.MULTILINE)
 
 
 def _resolve(obj: griffe.Object, target: str) -> str | None:
