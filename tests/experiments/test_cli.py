@@ -77,7 +77,7 @@ def test_dry_run_lists_cells_without_running(tmp_path):
     store = tmp_path / "s.sqlite"
     r = runner.invoke(app, ["run", "md-label-noise", "--dry-run", "--store", str(store)])
     assert r.exit_code == 0
-    assert r.stdout.count("dataset=mnist1d,num_classes=2,feature_dim=None,") == 96  # 4 eta x 4 loss x 6 seeds
+    assert r.stdout.count("dataset=mnist1d,num_classes=2,feature_dim=None,") == 128  # 4 eta x 4 loss x 8 seeds
     assert not store.exists()
 
 
@@ -104,5 +104,5 @@ def test_experiments_listing():
     r = runner.invoke(app, ["experiments", "--json"])
     assert r.exit_code == 0
     rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert rows["md-label-noise"]["cells"]["quick"] == 96
+    assert rows["md-label-noise"]["cells"]["quick"] == 128
     assert rows["md-label-noise"]["source"].startswith("seed 000")

@@ -36,7 +36,7 @@ def test_every_preset_validates_and_expands(name):
 def test_grid_is_the_cartesian_product_of_the_axes():
     exp = get_experiment("md-label-noise")
     cfg = exp.resolve("quick", {"etas": "0.1,0.2,0.3", "seeds": "0,1", "losses": "ce,ls"})
-    assert len(expand_grid(exp, exp.resolve("quick"))) == 1 * 1 * 1 * 4 * 4 * 6
+    assert len(expand_grid(exp, exp.resolve("quick"))) == 1 * 1 * 1 * 4 * 4 * 8
     cells = expand_grid(exp, cfg)
     want = list(itertools.product(("mnist1d",), (2,), (0.1, 0.2, 0.3), ("ce", "ls"), (0, 1)))
     got = [(c.axes["dataset"], c.axes["num_classes"], c.axes["eta"], c.axes["loss"],
@@ -59,10 +59,10 @@ def test_cell_keys_are_stable_and_sensitive_to_every_setting():
     # a non-axis setting changes every key; an extra axis value adds cells, keeps the old ones
     c3 = expand_grid(exp, exp.resolve("quick", {"epochs": "41"}))
     assert not {c.key for c in a} & {c.key for c in c3}
-    c4 = expand_grid(exp, exp.resolve("quick", {"seeds": "0,1,2,3,4,5,6"}))
+    c4 = expand_grid(exp, exp.resolve("quick", {"seeds": "0,1,2,3,4,5,6,7,8"}))
     assert {c.key for c in a} < {c.key for c in c4}
     # the key is a pure function of stage, axes and config (independent re-computation)
-    cell = a[7]
+    cell = a[9]  # 8 seeds per (eta, loss), the last axis fastest
     assert cell.key == cell_key("main", dict(cell.axes), dict(cell.config))
     assert cell.key.startswith(
         "dataset=mnist1d,num_classes=2,feature_dim=None,eta=0.05,loss=ls,seed=1#")
