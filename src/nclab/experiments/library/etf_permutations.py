@@ -20,7 +20,7 @@ from nclab.experiments.library.tpt_margins import SEED002_DATASETS, SEED002_NETW
 from nclab.experiments.spec import Deviation, Experiment, Stage, register
 from nclab.report import figures as F
 from nclab.report.analysis import group_runs
-from nclab.report.sections import Claim, generic_section, metric, two_panels
+from nclab.report.sections import Claim, Table, fmt, generic_section, metric, two_panels
 
 __all__ = ["ETFPermutations", "section", "expected_range"]
 
@@ -38,6 +38,7 @@ class ETFPermutations(TrainSettings):
     feature_dim: Optional[PosInt] = None  # the network's own feature layer (no extra block)
     weight_decay: NonNegFloat = 5e-4  # not in source
     loss: Loss = "ce"
+    margin_bounds: bool = True  # Remark 4.9: the permutation changes the normalised margins
 
 
 def expected_range(k: int) -> float:
@@ -66,6 +67,16 @@ def section(name, title, source, runs):
     sec.figures["spread"] = fig
     sec.captions["spread"] = ("Each point is a network trained with the same seed and a fixed "
                               "simplex-ETF head transformed by a different permutation/rotation.")
+    rows = [[str(r.axes.get("transform")), str(r.axes.get("transform_seed")),
+             fmt(metric(r, "test_acc"), 4), fmt(metric(r, "margin_min_nobias_train"), 4),
+             fmt(metric(r, "margin_pair_std_train"), 3),
+             fmt(metric(r, "bound48_gamma_hat_min_train"), 4),
+             fmt(metric(r, "bound44_a_train"), 4)] for r in runs]
+    sec.tables.append(Table(
+        "Per head: test accuracy beside the margins that Remark 4.9 says a permutation changes "
+        "(train set, bias-free head; see the tpt-margins section for each column)",
+        ["transform", "seed", "test acc", "p_min", "pair-margin std", "L·min γ̂ (Thm 4.8)",
+         "(A)/R (Cor. 4.5)"], rows))
     for (transform,), grp in groups.items():
         acc = np.array([metric(r, "test_acc") for r in grp])
         tr = np.array([metric(r, "train_acc") for r in grp])
