@@ -15,7 +15,17 @@ same process:
    float64 reference.
 4. Wall time of ``nclab --help`` (target < 1 s).
 
-Usage: ``python benchmarks/metrics.py [--quick]`` (``--quick`` divides n by 10 and C=10,000 by 10).
+5. The metric set of the commit before the metrics core was rebuilt (``--old``, default b7726f5: three
+   engines, its compiled kernel built when a C compiler is present), run from a ``git worktree`` of it
+   in a child process with that tree on its path, on the same data (regenerated from the same seed),
+   rounds interleaved with the new code: n = 200,000, d = 512, C = 100 and C = 10,000 (target: the new
+   core within 1.1x of the old one).
+6. ``nclab measure`` on a ~600 MB ``.npz`` (n = 300,000, d = 512, float32, with W and b, C = 100) as
+   a whole process against ``python -c "import torch, numpy; numpy.load(f)['features']"`` on the same
+   file (target: within 1.5 s of it).
+
+Usage: ``python benchmarks/metrics.py [--quick] [--old COMMIT] [--skip-old] [--skip-file]``
+(``--quick`` divides n by 10 and C=10,000 by 10).
 """
 
 from __future__ import annotations
@@ -115,10 +125,122 @@ def run_child(n, d, C):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+OLD_COMMIT = "b7726f5"  # the last commit with the three engines (C kernel, NumPy, PyTorch)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+_OLD_SERVER = r"""
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+sys.path.insert(0, sys.argv[1])
+from metrics import make_data
+from nclab.metrics import collapse_metrics
+data = None
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "load":
+        data = make_data(*map(int, cmd[1:]))
+        H, y, W, b = data
+        collapse_metrics(H[:2048], y[:2048] % 2)
+        print(json.dumps({"ok": True}), flush=True)
+    elif cmd[0] == "run":
+        H, y, W, b = data
+        t0 = time.perf_counter()
+        m = collapse_metrics(H, y, weights=W, bias=b)
+        print(json.dumps({"seconds": time.perf_counter() - t0, "metrics": dict(m)}), flush=True)
+"""
+
+
+def old_tree(commit: str) -> str:
+    """A git worktree of ``commit`` (made once, under benchmarks/.old-COMMIT), its C kernel built."""
+    path = os.path.join(ROOT, "benchmarks", f".old-{commit}")
+    if not os.path.isdir(path):
+        subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", "-f", path, commit], check=True,
+                       capture_output=True)
+        if os.path.exists(os.path.join(path, "setup.py")):  # the old kernel, as its install built it
+            subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace", "-q"], cwd=path,
+                           capture_output=True, check=False)
+    return path
+
+
+class OldCore:
+    """The old metric set in a child process with the old tree first on its path."""
+
+    def __init__(self, commit: str) -> None:
+        tree = old_tree(commit)
+        env = dict(os.environ, PYTHONPATH=os.path.join(tree, "src"))
+        self.proc = subprocess.Popen([sys.executable, "-c", _OLD_SERVER, os.path.dirname(os.path.abspath(__file__))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def ask(self, line: str) -> dict:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def versus_old(commit: str, n: int, d: int, Cs, rounds: int = 3) -> None:
+    from nclab.metrics import collapse_metrics
+
+    old = OldCore(commit)
+    try:
+        for C in Cs:
+            H, y, W, b = make_data(n, d, C)
+            collapse_metrics(H[:2048], y[:2048] % 2)
+            old.ask(f"load {n} {d} {C}")
+            new_t, old_t = [], []
+            for r in range(rounds):  # interleaved, alternating which goes first
+                for which in ((0, 1) if r % 2 == 0 else (1, 0)):
+                    if which == 0:
+                        t, m = timed(lambda: collapse_metrics(H, y, weights=W, bias=b))
+                        new_t.append(t)
+                    else:
+                        res = old.ask("run")
+                        old_t.append(res["seconds"])
+                        mo = res["metrics"]
+            worst = max(abs(m[k] - mo[k]) / max(abs(mo[k]), 1e-12) for k in mo if k in m and mo[k] == mo[k])
+            med = statistics.median(a / o for a, o in zip(new_t, old_t))
+            print(f"\n[n={n}, d={d}, C={C}] new core {min(new_t):.2f} s, old core ({commit}) {min(old_t):.2f} s (best of "
+                  f"{rounds}) -> new / old = {min(new_t) / min(old_t):.2f} (median of paired rounds {med:.2f}; "
+                  f"target <= 1.1); largest relative difference of a metric {worst:.1e}")
+            del H, y, W, b
+    finally:
+        old.close()
+
+
+def measure_file_vs_load(n: int = 300_000, d: int = 512, C: int = 100) -> None:
+    import tempfile
+
+    H, y, W, b = make_data(n, d, C)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = os.path.join(tmp, "features.npz")
+        np.savez(f, features=H.numpy(), labels=y.numpy(), weights=W.numpy(), bias=b.numpy())
+        del H, y, W, b
+        size = os.path.getsize(f) / 2**20
+        nclab = os.path.join(os.path.dirname(sys.executable), "nclab")
+        load = [sys.executable, "-c", f"import torch, numpy; numpy.load({f!r})['features']"]
+        t_m, t_l = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([nclab, "measure", f, "--json"], check=True, capture_output=True)
+            t_m.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            subprocess.run(load, check=True, capture_output=True)
+            t_l.append(time.perf_counter() - t0)
+        print(f"\nnclab measure on a {size:.0f} MB .npz (n={n}, d={d}, C={C}, with W and b): {min(t_m):.2f} s; "
+              f"numpy.load of its features in a fresh python with torch imported: {min(t_l):.2f} s -> "
+              f"difference {min(t_m) - min(t_l):.2f} s (best of 3; target <= 1.5 s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--child", nargs=3, type=int)
+    ap.add_argument("--old", default=OLD_COMMIT, help="commit of the old metrics core to compare with")
+    ap.add_argument("--skip-old", action="store_true")
+    ap.add_argument("--skip-file", action="store_true")
     args = ap.parse_args()
     if args.child:
         child(*args.child)
@@ -171,9 +293,12 @@ def main() -> None:
         print(f"  n={nn_:>7}: {r['peak_extra_gb'] * 1024:.0f} MB extra ({r['features_gb'] * 1024:.0f} MB of features), {r['seconds']:.2f} s")
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nclab.cli", "--help"], check=True, capture_output=True) if False else \
-        subprocess.run([os.path.join(os.path.dirname(sys.executable), "nclab"), "--help"], check=True, capture_output=True)
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "nclab"), "--help"], check=True, capture_output=True)
     print(f"\nnclab --help: {time.perf_counter() - t0:.2f} s (target < 1 s)")
+    if not args.skip_old:
+        versus_old(args.old, 200_000 // scale, 512, (100, 10_000 // scale))
+    if not args.skip_file:
+        measure_file_vs_load(300_000 // scale)
 
 
 if __name__ == "__main__":

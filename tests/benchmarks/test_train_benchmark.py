@@ -26,5 +26,5 @@ def test_train_benchmark_runs(tmp_path):
     ops = q["ops"]
     # the stub that takes the metric sets out must leave fewer operations than the real call
     assert ops["tracked_eval_without_metric_sets"] < ops["tracked_eval"]
-    assert set(q["metric_sets_s"]) >= {"numpy"} and q["engine"]["dense_engine"] in ("compiled", "numpy")
+    assert q["metric_sets_s"]["pytorch"] > 0
     assert data["paper_cpu"]["eval_samples_per_s"] > 0

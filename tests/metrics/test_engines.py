@@ -124,7 +124,7 @@ def test_normalized_margin_skips_coinciding_classifier_rows(C):
 def test_row_distances_are_exactly_zero_for_coinciding_rows():
     # torch.cdist's default Gram form (used above 25 rows) leaves a positive distance between equal
     # rows for ~1 W in 6; such a pair would then not be skipped by margin_normalized_min
-    from nclab.metrics.margins import row_distances as _row_distances
+    from nclab.metrics.classifier import row_distances as _row_distances
 
     gen = torch.Generator().manual_seed(0)
     for _ in range(50):

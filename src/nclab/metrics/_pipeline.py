@@ -46,9 +46,11 @@ def select_classes(y: torch.Tensor, C: int, classes: str | None, name: str = "la
     return torch.searchsorted(present, y), int(present.numel()), present
 
 
-def moments_of(H, y, C, *, present=None, total=None, track_scatter=False, name="features") -> ClassMoments:
-    """Moments of validated in-memory features whose labels index the classes measured."""
-    mom = accumulate(H, y, C, track_scatter=track_scatter, name=name).compute()
+def moments_of(H, y, C, *, present=None, total=None, track_scatter=False, second_moments=True,
+               name="features") -> ClassMoments:
+    """Moments of validated in-memory features whose labels index the classes measured
+    (``second_moments=False``: first moments only; a decision pass supplies ``sq_dev``)."""
+    mom = accumulate(H, y, C, track_scatter=track_scatter, second_moments=second_moments, name=name).compute()
     if present is not None:
         mom = replace(mom, classes=present, total_classes=total)
     return mom
@@ -63,14 +65,20 @@ def decisions_of(mom: ClassMoments, H, y, *, weights=None, bias=None, ncc=True, 
     return dp.compute()
 
 
+def complete(mom: ClassMoments, dec) -> ClassMoments:
+    """The moments with the decision pass's squared deviations when they had none."""
+    return mom if mom.sq_dev is not None or dec.sq_dev is None else replace(mom, sq_dev=dec.sq_dev)
+
+
 def measured(features, labels, num_classes=None, classes=None, *, name="features", label_name="labels",
-             weights=None, bias=None, track_scatter=False):
+             weights=None, bias=None, track_scatter=False, second_moments=True):
     """Validate and accumulate: ``(H, y_local, C_total, moments, W, b)``."""
     H, y, C = prepare(features, labels, num_classes, name, label_name)
     W, b = check_classifier(weights, bias, C, H.shape[1], device=H.device)
     y_loc, P, present = select_classes(y, C, classes, label_name)
-    mom = moments_of(H, y_loc, P, present=present, total=C, track_scatter=track_scatter, name=name)
+    mom = moments_of(H, y_loc, P, present=present, total=C, track_scatter=track_scatter,
+                     second_moments=second_moments, name=name)
     return H, y_loc, C, mom, W, b
 
 
-__all__ = ["prepare", "select_classes", "moments_of", "decisions_of", "measured", "missing_classes"]
+__all__ = ["prepare", "select_classes", "moments_of", "decisions_of", "measured", "complete", "missing_classes"]

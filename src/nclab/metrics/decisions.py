@@ -101,6 +101,8 @@ class Decisions:
         :math:`\sum_i (M r_i)(M r_i)^\top` (C <= d).
     scatter : Tensor of shape (d, d) or None
         Within-class scatter (C > d).
+    sq_dev : Tensor of shape (C,) or None
+        Per-class squared deviations about the final means, when the moments had none.
     memorization_sum : float or None
         :math:`\sum_{i:\tilde y_i\ne y_i}\|h_i - \mu^{ref}_{y_i}\|` over rows whose true label differs.
     noisy : int
@@ -118,6 +120,7 @@ class Decisions:
     pair_margin: torch.Tensor | None
     K: torch.Tensor | None
     scatter: torch.Tensor | None
+    sq_dev: torch.Tensor | None
     memorization_sum: float | None
     noisy: int
     scale: float = 1.0
@@ -191,6 +194,8 @@ class DecisionPass:
         self.proj = moments is not None and C <= d
         self._K = torch.zeros(C, C, dtype=f64, device=dev) if (nc1 and self.proj) else None
         self._scatter = torch.zeros(d, d, dtype=f64, device=dev) if (nc1 and not self.proj) else None
+        # squared deviations about the final means, when the moments kept first moments only
+        self._sq = torch.zeros(C, dtype=f64, device=dev) if (moments is not None and moments.sq_dev is None) else None
 
     @classmethod
     def classifier(cls, weights, bias=None, *, pairwise_limit: int = 2048) -> "DecisionPass":
@@ -260,7 +265,7 @@ class DecisionPass:
         classes = None if self.moments is None else self.moments.classes
         if true is not None and self.ref is not None:
             self._memorize(H, classes[y] if (local and classes is not None) else y, true)
-        if not (self.decide or self.nc1):
+        if not (self.decide or self.nc1 or self._sq is not None):
             self._n += H.shape[0]
             return
         if classes is not None and not local:  # original label -> row of the moments, no C-sized table
@@ -293,6 +298,8 @@ class DecisionPass:
         if self.proj:
             g = self.table[ys]
             r = hc - g[:, :d]
+            if self._sq is not None:  # ||r'||^2 about hi; the offset lo is removed in compute()
+                self._sq.index_add_(0, ys, torch.linalg.vector_norm(r, dim=1).to(f64).square_())
             X = r @ self.rhs.T
             if self._K is not None:
                 Z = X[:, :C]
@@ -309,9 +316,12 @@ class DecisionPass:
                 return
             X.add_(g[:, d:])  # -> [NCC scores | logits]
         else:
-            if self._scatter is not None:
+            if self._scatter is not None or self._sq is not None:
                 r = hs.to(f64) * inv - self.moments.mean[ys]
-                self._scatter += r.T @ r
+                if self._scatter is not None:
+                    self._scatter += r.T @ r
+                if self._sq is not None:
+                    self._sq.index_add_(0, ys, (r * r).sum(1))
             if not self.decide:
                 return
             a = torch.cat([hc - self.mu_g_c, torch.ones(k, 1, dtype=cdt, device=hs.device)], 1)
@@ -383,7 +393,7 @@ class DecisionPass:
         self._noisy += other._noisy
         if other._pair is not None:
             self._pair = other._pair.clone() if self._pair is None else torch.minimum(self._pair, other._pair)
-        for name in ("_K", "_scatter"):
+        for name in ("_K", "_scatter", "_sq"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine is not None and theirs is not None:
                 mine += theirs
@@ -402,6 +412,12 @@ class DecisionPass:
             if self._cdt is not None:  # exact removal of the centring offset lo (module docstring)
                 E = self.lo @ self.M.T
                 K -= E.T @ (self._count[:, None] * E)
+        sq = None
+        if self._sq is not None:
+            sq = self._sq.clone()
+            if self.proj and self._cdt is not None:  # sum ||r'||^2 = sum ||r||^2 + n_c ||lo_c||^2
+                sq -= self._count * (self.lo * self.lo).sum(1)
+            sq.clamp_min_(0.0)
         st = self._stats.tolist()
         return Decisions(
             n=self._n,
@@ -414,6 +430,7 @@ class DecisionPass:
             pair_margin=None if self._pair is None else self._pair.to(torch.float64),
             K=K,
             scatter=None if self._scatter is None else self._scatter.clone(),
+            sq_dev=sq,
             memorization_sum=st[4] if self.ref is not None else None,
             noisy=self._noisy,
             scale=self.scale,

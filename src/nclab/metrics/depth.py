@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from nclab.errors import ShapeError
-from nclab.metrics.margins import ncc_accuracy
+from nclab.metrics.classifier import ncc_accuracy
 
 __all__ = ["effective_depth"]
 

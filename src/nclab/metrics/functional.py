@@ -11,8 +11,8 @@ samples per class and M for d; Tirer & Bruna (ICML 2022, seed 004) write K for C
 Every path is the same two passes: :class:`~nclab.metrics.ClassStats` (counts, float64 means,
 squared deviations, unit-vector sums) then one :class:`~nclab.metrics.DecisionPass` (NC1's statistic,
 NCC and classifier decisions, margins, memorization), then the metric families compose the values
-(:mod:`~nclab.metrics.nc1`, :mod:`~nclab.metrics.geometry`, :mod:`~nclab.metrics.duality`,
-:mod:`~nclab.metrics.margins`, :mod:`~nclab.metrics.noise`, :mod:`~nclab.metrics.ood`).
+(:mod:`~nclab.metrics.variability`, :mod:`~nclab.metrics.geometry`, :mod:`~nclab.metrics.duality`,
+:mod:`~nclab.metrics.classifier`, :mod:`~nclab.metrics.noise`, :mod:`~nclab.metrics.ood`).
 
 Precision: sums over samples are float64; inner products over d in the features' dtype (float16/
 bfloat16 promoted to float32); float32 input agrees with float64 on the same numbers to ~1e-9
@@ -33,8 +33,8 @@ from nclab.metrics._validate import check_classifier, check_features, check_labe
 from nclab.metrics.decisions import Decisions, compute_dtype
 from nclab.metrics.duality import duality_metrics
 from nclab.metrics.geometry import equinorm, intra_cosines, pair_statistics
-from nclab.metrics.margins import decision_metrics
-from nclab.metrics.nc1 import nc1_from, quotient_from
+from nclab.metrics.classifier import decision_metrics
+from nclab.metrics.variability import nc1_from, quotient_from, within_class_note
 from nclab.metrics.noise import memorization_metrics
 from nclab.metrics.ood import nc5_from_means, ood_mean
 from nclab.metrics.registry import METRIC_ORDER, Metrics
@@ -59,25 +59,16 @@ def _classifier_rows(weights, moments: ClassMoments) -> torch.Tensor | None:
 
 
 def _singletons(moments: ClassMoments, out: dict, notes: dict, *, what: str = "features", stacklevel: int = 3) -> None:
-    """Within-class metrics are undefined without two samples of some class: NaN with the reason.
-    Classes with one sample (variance 0) are named in a warning."""
-    single = (moments.count == 1).nonzero().flatten()
-    if not single.numel():
-        return
-    ids = (moments.classes[single] if moments.classes is not None else single)[:5].tolist()
-    shown = ", ".join(str(c) for c in ids) + ("" if single.numel() <= 5 else f" (and {single.numel() - 5} more)")
-    if single.numel() == moments.num_classes:
-        reason = (f"every class of the {what} has one sample: within-class variability is undefined "
-                  "(not 0); pass several samples per class")
+    """Within-class metrics are NaN with the reason when no class has two samples
+    (:func:`~nclab.metrics.variability.within_class_note`)."""
+    reason = within_class_note(moments, what=what, stacklevel=stacklevel + 1)
+    if reason:
         for k in _WITHIN:
             if k in out:
                 out[k] = math.nan
                 notes[k] = reason
-        warnings.warn(reason + ".", DegenerateWarning, stacklevel=stacklevel)
-    else:
-        warnings.warn(f"class(es) {shown} of the {what} have a single sample; their within-class variance "
-                      "is taken as 0.", DegenerateWarning, stacklevel=stacklevel)
-        notes["singleton_classes"] = f"{single.numel()} class(es) with one sample ({shown}): variance 0"
+    elif bool((moments.count == 1).any()):
+        notes["singleton_classes"] = f"{int((moments.count == 1).sum())} class(es) with one sample: variance taken as 0"
 
 
 @_no_autograd
@@ -99,6 +90,11 @@ def metrics_from_moments(
     the precision of the class-pair Gram products (float32 for float32 features). With present-class
     moments (``moments.classes``), W may have every class's row: the matching rows are used.
     """
+    if decisions is not None:
+        moments = P.complete(moments, decisions)
+    if moments.sq_dev is None:
+        raise ShapeError("these moments have no squared deviations (ClassStats(second_moments=False)): pass the "
+                         "decisions of a DecisionPass over the same features.")
     C = moments.num_classes
     mean = moments.mean
     mu_g = mean.mean(0)
@@ -144,9 +140,10 @@ def _metric_set(H, y, C, W, b, classes, *, tile, pairwise_limit, cdnv_exponent, 
                 label_name="labels", true=None, reference_means=None):
     """(metrics, moments) of one validated set: ClassStats, one DecisionPass, the families."""
     y_loc, Pn, present = P.select_classes(y, C, classes, label_name)
-    mom = P.moments_of(H, y_loc, Pn, present=present, total=C, name=name)
+    mom = P.moments_of(H, y_loc, Pn, present=present, total=C, second_moments=False, name=name)
     dec = P.decisions_of(mom, H, y_loc, weights=W, bias=b, pairwise_limit=pairwise_limit, true=true,
                          reference_means=reference_means)
+    mom = P.complete(mom, dec)
     out = metrics_from_moments(mom, weights=W, decisions=dec, tile=tile, cdnv_exponent=cdnv_exponent,
                                gram_dtype=compute_dtype(H))
     return out, mom
@@ -248,7 +245,7 @@ def collapse_metrics(
     ref = None
     if Ht is not None:
         yt_loc, Pt, present_t = P.select_classes(yt, C, classes, "test_labels")
-        mt = P.moments_of(Ht, yt_loc, Pt, present=present_t, total=C, name="test_features")
+        mt = P.moments_of(Ht, yt_loc, Pt, present=present_t, total=C, second_moments=False, name="test_features")
         dt = P.decisions_of(mt, Ht, yt_loc, ncc=False, nc1=True)
         dil = {"nc1": nc1_from(mt, K=dt.K, scatter=dt.scatter)}
         with warnings.catch_warnings():

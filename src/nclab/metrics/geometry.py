@@ -368,11 +368,14 @@ def pair_statistics(
 # ---------------------------------------------------------------------------------------------
 # front doors: each computes the moments (one pass), then the geometry of the means
 # ---------------------------------------------------------------------------------------------
-def _pairs_of(features, labels, num_classes, classes, weights=None, cdnv_exponent=1.0) -> dict[str, float]:
+def _pairs_of(features, labels, num_classes, classes, weights=None, cdnv_exponent=1.0, within=False) -> dict[str, float]:
     from nclab.metrics import _pipeline as P
+    from nclab.metrics.variability import within_class_note
 
     with torch.inference_mode():
         _, _, _, mom, W, _ = P.measured(features, labels, num_classes, classes, weights=weights)
+        if within and within_class_note(mom, stacklevel=5):
+            return {"cdnv": math.nan}
         if W is not None and mom.classes is not None:
             W = W[mom.classes]
         mean = mom.mean
@@ -387,9 +390,10 @@ def cdnv(features, labels, *, num_classes: int | None = None, classes: str | Non
     .. math:: \frac{2}{C(C-1)}\sum_{c<c'} \frac{\mathrm{Var}_c+\mathrm{Var}_{c'}}{2\,(\|\mu_c-\mu_{c'}\|^2)^{p}},
        \quad \mathrm{Var}_c = \frac{1}{n_c}\sum_{y_i=c}\|h_i-\mu_c\|^2
 
-    ``exponent`` is p (default 1: the squared distance). O(n d + C^2 d), tiled over class pairs.
+    ``exponent`` is p (default 1: the squared distance). O(n d + C^2 d), tiled over class pairs. NaN
+    (with a DegenerateWarning) when every class has a single sample.
     """
-    return _pairs_of(features, labels, num_classes, classes, cdnv_exponent=exponent)["cdnv"]
+    return _pairs_of(features, labels, num_classes, classes, cdnv_exponent=exponent, within=True)["cdnv"]
 
 
 def nc2_equinorm(features, labels, *, weights=None, num_classes: int | None = None,

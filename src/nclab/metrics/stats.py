@@ -66,8 +66,9 @@ class ClassMoments:
     count : Tensor of shape (C,)
     mean : Tensor of shape (C, d)
         In units of ``scale`` (the features are ``scale`` times these).
-    sq_dev : Tensor of shape (C,)
-        Sum over the class of squared distances to its mean (units of ``scale**2``).
+    sq_dev : Tensor of shape (C,) or None
+        Sum over the class of squared distances to its mean (units of ``scale**2``); None when the
+        accumulator kept first moments only (a :class:`~nclab.metrics.DecisionPass` then supplies it).
     unit_sum : Tensor of shape (C, d)
         Sum over the class of the L2-normalised features (zero features contribute 0).
     scatter : Tensor of shape (d, d) or None
@@ -83,7 +84,7 @@ class ClassMoments:
 
     count: torch.Tensor
     mean: torch.Tensor
-    sq_dev: torch.Tensor
+    sq_dev: torch.Tensor | None
     unit_sum: torch.Tensor
     scatter: torch.Tensor | None = None
     scale: float = 1.0
@@ -109,7 +110,7 @@ class ClassMoments:
             self,
             count=self.count[classes],
             mean=self.mean[classes],
-            sq_dev=self.sq_dev[classes],
+            sq_dev=None if self.sq_dev is None else self.sq_dev[classes],
             unit_sum=self.unit_sum[classes],
             classes=base,
             total_classes=self.total_classes or self.num_classes,
@@ -132,6 +133,9 @@ class ClassStats:
         Number of classes C (labels must lie in ``[0, C)``).
     track_scatter : bool, default=True
         Keep the (d, d) pooled within-class scatter, needed for NC1 when the features are seen once.
+    second_moments : bool, default=True
+        Keep ``sq_dev``. ``False`` when a :class:`~nclab.metrics.DecisionPass` follows: it computes the
+        squared deviations about the *final* means exactly and at no extra cost (the in-memory path).
     device : torch.device or str, optional
         Where the state lives; default: the device of the first batch.
 
@@ -145,11 +149,15 @@ class ClassStats:
     [[2.0, 0.0], [0.0, 3.0]]
     """
 
-    def __init__(self, num_classes: int, *, track_scatter: bool = True, device=None) -> None:
+    def __init__(self, num_classes: int, *, track_scatter: bool = True, second_moments: bool = True,
+                 device=None) -> None:
         if not (isinstance(num_classes, int) and num_classes >= 2):
             raise LabelError(f"num_classes must be an integer >= 2; got {num_classes!r}.")
+        if track_scatter and not second_moments:
+            raise ShapeError("track_scatter needs second_moments=True.")
         self.num_classes = num_classes
         self.track_scatter = track_scatter
+        self.second_moments = second_moments
         self.device = None if device is None else torch.device(device)
         self.reset()
 
@@ -191,11 +199,8 @@ class ClassStats:
         """:meth:`update` on validated input (finiteness is checked on the batch sums)."""
         if self.dim is None:
             self._init_state(h.shape[1], self.device or h.device, power_of_two_scale(h))
-        h64 = h.to(device=self.device, dtype=torch.float64)
-        if self.scale != 1.0:
-            h64 = h64 * (1.0 / self.scale)
         y = y.to(self.device)
-        count, sums, unit = _class_sums(h64, y, self.num_classes)
+        block, count, sums, unit = _class_sums(h, y, self.num_classes, self.scale, self.device)
         if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
             check_finite(h, name)
             raise NonFiniteError(
@@ -204,13 +209,15 @@ class ClassStats:
             )
         active = (count > 0).nonzero().flatten()
         mean_b = sums[active] / count[active, None]
-        # per-class sums of squared deviations from the batch means, summed once per row
-        pos = torch.full((self.num_classes,), -1, dtype=torch.long, device=self.device)
-        pos[active] = torch.arange(active.numel(), device=self.device)
-        r = h64 - mean_b[pos[y]]
-        sq = torch.zeros(active.numel(), dtype=torch.float64, device=self.device)
-        sq.index_add_(0, pos[y], (r * r).sum(1))
-        S = r.T @ r if self.track_scatter else None
+        sq = S = None
+        if self.second_moments:
+            # per-class sums of squared deviations from the batch means, summed once per row
+            pos = torch.full((self.num_classes,), -1, dtype=torch.long, device=self.device)
+            pos[active] = torch.arange(active.numel(), device=self.device)
+            r = block[:, : self.dim].sub_(mean_b[pos[y]])
+            sq = torch.zeros(active.numel(), dtype=torch.float64, device=self.device)
+            sq.index_add_(0, pos[y], (r * r).sum(1))
+            S = r.T @ r if self.track_scatter else None
         self._merge_parts(active, count[active], mean_b, sq, unit[active], S)
 
     def merge(self, other: "ClassStats") -> "ClassStats":
@@ -223,6 +230,8 @@ class ClassStats:
             return self
         if self.track_scatter and not other.track_scatter:
             raise ShapeError("cannot merge a ClassStats without scatter into one that tracks it.")
+        if self.second_moments and not other.second_moments:
+            raise ShapeError("cannot merge a ClassStats without second moments into one that keeps them.")
         if self.dim is None:
             self._init_state(other.dim, self.device or other.device, other.scale)
         elif other.dim != self.dim:
@@ -235,7 +244,7 @@ class ClassStats:
             active,
             other.count[o].to(dev),
             other.mean[o].to(dev) * f,
-            other.sq_dev[o].to(dev) * (f * f),
+            other.sq_dev[o].to(dev) * (f * f) if self.second_moments else None,
             other.unit_sum[o].to(dev),
             other.scatter.to(dev) * (f * f) if self.track_scatter else None,
         )
@@ -249,7 +258,8 @@ class ClassStats:
         delta = m2 - self.mean[idx]
         w = n1 * n2 / n  # n2 > 0 for every class of idx; zero where this side is empty
         self.mean.index_add_(0, idx, delta * (n2 / n)[:, None])
-        self.sq_dev.index_add_(0, idx, s2 + w * (delta * delta).sum(1))
+        if self.second_moments:
+            self.sq_dev.index_add_(0, idx, s2 + w * (delta * delta).sum(1))
         self.unit_sum.index_add_(0, idx, u2)
         if self.track_scatter:
             self.scatter += S2
@@ -272,7 +282,7 @@ class ClassStats:
         moments = ClassMoments(
             count=self.count.clone(),
             mean=self.mean.clone(),
-            sq_dev=self.sq_dev.clone(),
+            sq_dev=self.sq_dev.clone() if self.second_moments else None,
             unit_sum=self.unit_sum.clone(),
             scatter=None if self.scatter is None else self.scatter.clone(),
             scale=self.scale,
@@ -294,23 +304,26 @@ class ClassStats:
         return moments.select(present)
 
 
-def _class_sums(h64: torch.Tensor, y: torch.Tensor, C: int):
-    """Per-class counts (C,), sums (C, d) and unit-row sums (C, d) of a batch, with one index_add of
-    the (b, 2d) block [h | h/|h|]."""
-    b, d = h64.shape
-    block = torch.empty(b, 2 * d, dtype=torch.float64, device=h64.device)
-    block[:, :d] = h64
+def _class_sums(h: torch.Tensor, y: torch.Tensor, C: int, scale: float, device):
+    """The (b, 2d) float64 block [h / scale | unit rows] of a batch and its per-class counts (C,),
+    sums (C, d) and unit-row sums (C, d), with one index_add of the block."""
+    b, d = h.shape
+    block = torch.empty(b, 2 * d, dtype=torch.float64, device=device)
+    h64 = block[:, :d]
+    h64.copy_(h)
+    if scale != 1.0:
+        h64.mul_(1.0 / scale)
     torch.div(h64, torch.linalg.vector_norm(h64, dim=1, keepdim=True).clamp_min_(1e-300), out=block[:, d:])
-    acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=h64.device).index_add_(0, y, block)
+    acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=device).index_add_(0, y, block)
     count = torch.bincount(y, minlength=C).to(torch.float64)
-    return count, acc[:, :d], acc[:, d:]
+    return block, count, acc[:, :d], acc[:, d:]
 
 
-def accumulate(H: torch.Tensor, y: torch.Tensor, C: int, *, track_scatter: bool = False,
+def accumulate(H: torch.Tensor, y: torch.Tensor, C: int, *, track_scatter: bool = False, second_moments: bool = True,
                name: str = "features") -> ClassStats:
     """A :class:`ClassStats` over in-memory features, fed in chunks of about 2^22 elements (32 MB of
     float64 temporaries); ``H`` and ``y`` are validated already."""
-    stats = ClassStats(C, track_scatter=track_scatter, device=H.device)
+    stats = ClassStats(C, track_scatter=track_scatter, second_moments=second_moments, device=H.device)
     rows = max(1, _CHUNK_ELEMS // max(H.shape[1], 1))
     for s in range(0, H.shape[0], rows):
         stats._update(H[s : s + rows], y[s : s + rows], name)

@@ -154,7 +154,7 @@ class CollapseTracker:
         dec = None if self._dec is None else self._dec.compute()
         out = metrics_from_moments(mom, weights=None if dec is None else self._dec.W, decisions=None, tile=self.tile)
         if dec is not None:
-            from nclab.metrics.margins import decision_metrics
+            from nclab.metrics.classifier import decision_metrics
 
             out.update(decision_metrics(dec, self._dec.W))
         if self._reference_means is not None and self._noisy:

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 
 from nclab.metrics import _pipeline as P
-from nclab.metrics._validate import check_features
 
-__all__ = ["nc1", "nc1_quotient", "dilation", "nc1_value"]
+__all__ = ["nc1", "nc1_quotient", "dilation", "nc1_value", "within_class_note"]
 
 _no_autograd = torch.inference_mode()
 
@@ -49,6 +48,29 @@ def nc1_value(M, n, *, K=None, scatter=None):
         return math.nan
     quad = ((V.T @ A) * V.T).sum(-1)  # v_k^T A v_k
     return float(torch.where(keep, quad / torch.where(keep, den, 1.0), 0.0).sum() / scale)
+
+
+def within_class_note(moments, *, what: str = "features", stacklevel: int = 3) -> str | None:
+    """Single-sample classes: within-class variability is undefined when *every* class has one sample
+    (returns the reason, one line; the metrics are then NaN, never a confident 0); when only some
+    have one, their variance counts as 0 and a DegenerateWarning names them."""
+    import warnings
+
+    from nclab.errors import DegenerateWarning
+
+    single = (moments.count == 1).nonzero().flatten()
+    if not single.numel():
+        return None
+    if single.numel() == moments.num_classes:
+        reason = (f"every class of the {what} has one sample: within-class variability is undefined "
+                  "(not 0); pass several samples per class")
+        warnings.warn(reason + ".", DegenerateWarning, stacklevel=stacklevel)
+        return reason
+    ids = (moments.classes[single] if moments.classes is not None else single)[:5].tolist()
+    shown = ", ".join(str(c) for c in ids) + ("" if single.numel() <= 5 else f" (and {single.numel() - 5} more)")
+    warnings.warn(f"class(es) {shown} of the {what} have a single sample; their within-class variance is taken "
+                  "as 0.", DegenerateWarning, stacklevel=stacklevel)
+    return None
 
 
 def nc1_from(moments, *, K=None, scatter=None) -> float:
@@ -91,6 +113,8 @@ def nc1(features, labels, *, num_classes: int | None = None, classes: str | None
     0.0
     """
     H, y, _, mom, _, _ = P.measured(features, labels, num_classes, classes)
+    if within_class_note(mom, stacklevel=4):
+        return math.nan
     dec = P.decisions_of(mom, H, y, ncc=False, nc1=True)
     return nc1_from(mom, K=dec.K, scatter=dec.scatter)
 
@@ -98,7 +122,8 @@ def nc1(features, labels, *, num_classes: int | None = None, classes: str | None
 @_no_autograd
 def nc1_quotient(features, labels, *, num_classes: int | None = None, classes: str | None = None) -> float:
     r"""tr(Sigma_W) / tr(Sigma_B) (Tirer, Huang & Niles-Weed, ICML 2023). One pass, O(n d)."""
-    return quotient_from(P.measured(features, labels, num_classes, classes)[3])
+    mom = P.measured(features, labels, num_classes, classes)[3]
+    return math.nan if within_class_note(mom, stacklevel=4) else quotient_from(mom)
 
 
 def dilation(test_features, test_labels, *, num_classes: int | None = None, classes: str | None = None) -> float:
