@@ -36,7 +36,7 @@ EXTREME = 100  # |log10 scale| from which a one-line refusal is accepted instead
 #: 3 singleton classes, d = 1, float32 x 1e-20). Such mismatches are left out of the property and
 #: reproduced by test_known_scale_dependence below (strict xfail: it fails loudly once fixed).
 def _known_metrics_issue(key: str, spec: dict) -> bool:
-    return key == "gnc2_log_var" and spec["d"] == 1 and spec["exp"] != 0
+    return False  # gnc2_log_var with d = 1 depended on the scale; fixed (see test_log_var_scale_free_at_d1)
 
 
 def _reference_nc1(h: np.ndarray, y: np.ndarray) -> float:
@@ -161,9 +161,9 @@ def test_measure_answers_or_refuses_in_one_line(tmp_path_factory, spec):
         assert got["nc1"] == pytest.approx(_reference_nc1(unit, labels), rel=1e-6, abs=1e-9)
 
 
-@pytest.mark.xfail(strict=True, reason="metrics core (lead, issue 21): gnc2_log_var depends on the scale when d = 1 "
-                                       "(NaN at unit scale, ~77.8 at 1e-20); remove _known_metrics_issue once fixed")
-def test_known_scale_dependence(tmp_path):
+def test_log_var_scale_free_at_d1(tmp_path):
+    # d = 1: two of three centred means point the same way, log(1/0) is infinite; it once read ~77.8 at
+    # 1e-20 (cancellation in sqrt(2 - 2 cos)) and NaN at unit scale
     spec = dict(c=3, d=1, counts=(1, 1, 1), dtype="float32", exp=-20, fault=None, fmt=".npz", seed=1)
     stored, labels, scale = _build(spec)
     path = tmp_path / "f.npz"

@@ -127,6 +127,8 @@ def metrics_from_moments(
         out["num_classes_present"] = C
     if math.isnan(out.get("nc1_quotient", 0.0)):
         notes["nc1"] = "all class means coincide (Sigma_B = 0)"
+    elif math.isnan(out.get("gnc2_log_var", 0.0)):
+        notes["gnc2_log_var"] = "two centred class means point the same way: log(1/distance) is infinite"
     _singletons(moments, out, notes, stacklevel=4)
     return Metrics(out, notes)
 

@@ -273,6 +273,7 @@ def pair_statistics(
     # GNC2 variances as shifted sums around their value at a simplex ETF (stable near collapse)
     etf_dist = math.sqrt(2.0 + 2.0 / (C - 1))
     etf_log = -math.log(etf_dist)
+    coincide = 8.0 * math.sqrt(torch.finfo(gram_dtype).eps)  # below: the directions coincide (cancellation)
     cdnv_sum = eq_sum = eqw_sum = 0.0
     g1 = g2 = l1 = l2 = 0.0
     inter_max = -math.inf
@@ -320,6 +321,9 @@ def pair_statistics(
             cos = Gp.mul_(outer(inv_nm, torch.mul))
             eq_sum += fsum((cos + 1.0 / (C - 1)).abs_())
             dist = cos.mul_(-2.0).add_(2.0).clamp_min_(0.0).sqrt_()  # ||m_a/|m_a| - m_b/|m_b|||
+            # sqrt(2 - 2 cos) cancels: coinciding directions give ~sqrt(eps) instead of 0, and -log of it
+            # would be a large finite number that moves with rounding (and with the features' scale)
+            dist.masked_fill_(dist < coincide, 0.0)
             lg = torch.log(dist).neg_().sub_(etf_log)
             dist.sub_(etf_dist)
             g1, g2 = g1 + fsum(dist), g2 + fsum(dist * dist)
@@ -350,7 +354,8 @@ def pair_statistics(
         out["nc2_of"] = _of_dist_dspace(U)
     gm, lm = g1 / npairs, l1 / npairs
     out["gnc2_dist_var"] = max(g2 / npairs - gm * gm, 0.0) if ok else nan
-    out["gnc2_log_var"] = max(l2 / npairs - lm * lm, 0.0) if ok else nan
+    # two class means pointing the same way: log(1/0) is infinite and the variance undefined (NaN)
+    out["gnc2_log_var"] = max(l2 / npairs - lm * lm, 0.0) if ok and math.isfinite(l1) else nan
     out["cosine_inter_max"] = inter_max
     if W is not None:
         out["nc2_equiangular_w"] = eqw_sum / npairs
