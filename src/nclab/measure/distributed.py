@@ -146,46 +146,31 @@ def all_reduce_stats(stats: ClassStats, group=None) -> ClassStats:
 
 
 def all_reduce_decisions(dp, group=None):
-    """Sum (counts, sums, K, scatter) and minimum (margins, pair minima) of a
-    :class:`~nclab.metrics.DecisionPass` over the ranks, made on the same reduced moments. Returns ``dp``.
-
-    Reads the pass's accumulators (``_count``, ``_stats``, ``_mmin``, ``_pair``, ``_K``, ``_scatter``,
-    ``_n``, ``_noisy``): the metrics core has no public reduction of them yet.
-    """
+    """Reduce a :class:`~nclab.metrics.DecisionPass` over the ranks (each accumulator of
+    :meth:`~nclab.metrics.DecisionPass.state` by its declared reduction, sum or min), made on the same
+    reduced moments: every rank then holds the pass over the union of the shards. Returns ``dp``."""
     import torch.distributed as dist
 
     if not is_distributed(group):
         return dp
     dev = dp._count.device
     # a rank that saw no row has not set up its products: take the precision of the others
-    code = {None: 0, torch.float32: 1, torch.float64: 2}[dp._cdt]
+    code = {None: 0, torch.float32: 1, torch.float64: 2}[dp.compute_dtype]
     meta = torch.tensor([code], dtype=torch.int64, device=dev)
     dist.all_reduce(meta, op=dist.ReduceOp.MAX, group=group)
     if int(meta[0]) == 0:
         return dp
-    if dp._cdt is None:
-        dp._setup({1: torch.float32, 2: torch.float64}[int(meta[0])])
-    C = dp.moments.num_classes
-    parts = [dp._count, dp._stats, torch.tensor([float(dp._n), float(dp._noisy)], dtype=torch.float64, device=dev)]
-    for m in (dp._K, dp._scatter):
-        if m is not None:
-            parts.append(m.flatten())
-    flat = torch.cat(parts)
-    dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-    i = 0
-    dp._count = flat[i: i + C].clone(); i += C
-    dp._stats = flat[i: i + 5].clone(); i += 5
-    dp._n, dp._noisy = int(flat[i]), int(flat[i + 1]); i += 2
-    if dp._K is not None:
-        dp._K = flat[i: i + dp._K.numel()].view_as(dp._K).clone(); i += dp._K.numel()
-    if dp._scatter is not None:
-        dp._scatter = flat[i: i + dp._scatter.numel()].view_as(dp._scatter).clone()
-    mins = [dp._mmin.reshape(1)]
-    if dp._pair is not None:
-        mins.append(dp._pair.to(torch.float64).flatten())
-    low = torch.cat(mins)
-    dist.all_reduce(low, op=dist.ReduceOp.MIN, group=group)
-    dp._mmin = low[0].clone()
-    if dp._pair is not None:
-        dp._pair = low[1:].view(C, C).to(dp._pair.dtype)
+    dp.prepare({1: torch.float32, 2: torch.float64}[int(meta[0])])
+    state = dp.state()
+    reduced = {}
+    for op_name, op in (("sum", dist.ReduceOp.SUM), ("min", dist.ReduceOp.MIN)):
+        names = [k for k, (_, how) in state.items() if how == op_name]
+        flat = torch.cat([state[k][0].to(torch.float64).flatten() for k in names])
+        dist.all_reduce(flat, op=op, group=group)
+        i = 0
+        for k in names:
+            n = state[k][0].numel()
+            reduced[k] = flat[i : i + n]
+            i += n
+    dp.load_state(reduced)
     return dp

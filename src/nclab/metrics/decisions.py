@@ -379,6 +379,47 @@ class DecisionPass:
                 diff = pred[:, 0] != pred[:, 1]
                 self._stats[2] += (diff & sel).sum() if sel is not None else diff.sum()
 
+    # -- state (as torchmetrics declares it: each accumulator with its reduction) ----------------
+    def state(self) -> dict[str, tuple[torch.Tensor, str]]:
+        """The accumulators with their reduction, ``"sum"`` or ``"min"``: what a distributed
+        reduction combines (:func:`nclab.measure.distributed.all_reduce_decisions`); put the reduced
+        tensors back with :meth:`load_state`. Call :meth:`prepare` first on a pass that saw no row."""
+        f64 = torch.float64
+        out = {
+            "count": (self._count, "sum"),
+            "stats": (self._stats, "sum"),
+            "rows": (torch.tensor([float(self._n), float(self._noisy)], dtype=f64, device=self._count.device), "sum"),
+            "margin_min": (self._mmin.reshape(1), "min"),
+        }
+        for name in ("_K", "_scatter", "_sq"):
+            if getattr(self, name) is not None:
+                out[name[1:]] = (getattr(self, name), "sum")
+        if self._pair is not None:
+            out["pair"] = (self._pair, "min")
+        return out
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Set the accumulators from (reduced) tensors of the shapes :meth:`state` gives."""
+        self._count = state["count"].reshape(self._count.shape).clone()
+        self._stats = state["stats"].reshape(5).clone()
+        self._n, self._noisy = (int(v) for v in state["rows"].tolist())
+        self._mmin = state["margin_min"].reshape(()).clone()
+        for name in ("K", "scatter", "sq"):
+            if name in state:
+                setattr(self, "_" + name, state[name].reshape(getattr(self, "_" + name).shape).clone())
+        if "pair" in state:
+            self._pair = state["pair"].reshape(self._pair.shape).to(self._pair.dtype).clone()
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        """Precision of the products (None until the pass saw a row or :meth:`prepare` ran)."""
+        return self._cdt
+
+    def prepare(self, dtype: torch.dtype) -> None:
+        """Set up the products for features of ``dtype`` (a rank that saw no row before a reduction)."""
+        if self._cdt is None:
+            self._setup(compute_dtype(torch.empty(0, dtype=dtype)))
+
     # -- merge / compute -----------------------------------------------------------------------
     def merge(self, other: "DecisionPass") -> "DecisionPass":
         """Merge a pass over another shard (same moments and classifier). Returns ``self``."""
