@@ -58,8 +58,17 @@ def main(out_dir):
                 "empty_scatter": empty.scatter}, f"{out_dir}/stats{rank}.pt")
     streamed = measure(model, [(xs[i:i + 4], ys[i:i + 4]) for i in range(0, len(xs), 4)], layers=["1"],
                        max_feature_bytes=0)  # two passes over each rank's shard
+    from nclab.metrics import CollapseTracker
+
+    W = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    trackers = {}
+    for keep in (True, False):
+        tr = CollapseTracker(4, weights=W, keep_features=keep)
+        for i in range(0, len(xs), 6):
+            tr.update(xs[i:i + 6], ys[i:i + 6])
+        trackers[str(keep)] = dict(tr.compute())
     with open(f"{out_dir}/measure{rank}.json", "w") as f:
-        json.dump({"result": res, "streamed": streamed, "disagree": disagree}, f)
+        json.dump({"result": res, "streamed": streamed, "disagree": disagree, "trackers": trackers}, f)
     dist.destroy_process_group()
 
 

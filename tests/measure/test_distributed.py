@@ -102,3 +102,20 @@ def test_single_process_is_identity():
     before = st.scatter.clone()
     assert all_reduce_stats(st) is st
     assert torch.equal(st.scatter, before)
+
+
+def test_collapse_tracker_every_rank_equals_one_process(torchrun_out):
+    # CollapseTracker under torch.distributed: kept features (two reduced passes) and streaming
+    from nclab.metrics import CollapseTracker, collapse_metrics
+
+    x, y = worker.data()
+    W = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    ranks = [json.loads((torchrun_out / f"measure{r}.json").read_text())["trackers"] for r in (0, 1)]
+    want = {"True": collapse_metrics(x, y, weights=W),
+            "False": CollapseTracker(4, weights=W, keep_features=False).update(x, y).compute()}
+    for keep in ("True", "False"):
+        assert ranks[0][keep] == ranks[1][keep]
+        assert set(ranks[0][keep]) == set(want[keep]), keep
+        for k, v in want[keep].items():
+            assert math.isclose(ranks[0][keep][k], v, rel_tol=1e-9, abs_tol=1e-12), (keep, k)
+    assert "nc4_ncc_mismatch" in ranks[0]["True"] and "nc4_ncc_mismatch" not in ranks[0]["False"]

@@ -382,7 +382,7 @@ class DecisionPass:
     # -- state (as torchmetrics declares it: each accumulator with its reduction) ----------------
     def state(self) -> dict[str, tuple[torch.Tensor, str]]:
         """The accumulators with their reduction, ``"sum"`` or ``"min"``: what a distributed
-        reduction combines (:func:`nclab.measure.distributed.all_reduce_decisions`); put the reduced
+        reduction combines (:func:`nclab.metrics.distributed.all_reduce_decisions`); put the reduced
         tensors back with :meth:`load_state`. Call :meth:`prepare` first on a pass that saw no row."""
         f64 = torch.float64
         out = {

@@ -45,6 +45,10 @@ class CollapseTracker:
     pairwise_limit : int, default=2048
     classes : {"present", "all"}, optional
         As in :func:`~nclab.metrics.collapse_metrics`.
+    sync : bool, default=True
+        Under an initialised ``torch.distributed`` process group, :meth:`compute` reduces every rank's
+        statistics exactly (:mod:`nclab.metrics.distributed`): each rank returns the metrics of the
+        union of the shards. ``process_group`` picks the group (default: the world).
 
     Examples
     --------
@@ -67,6 +71,8 @@ class CollapseTracker:
         pairwise_limit: int = 2048,
         tile: int = 2048,
         classes: str | None = None,
+        sync: bool = True,
+        process_group=None,
     ) -> None:
         self.num_classes = num_classes
         self._weights = weights
@@ -75,6 +81,8 @@ class CollapseTracker:
         self.pairwise_limit = pairwise_limit
         self.tile = tile
         self.classes = classes
+        self.sync = sync
+        self.process_group = process_group
         self._reference_means = reference_means
         self.reset()
 
@@ -133,6 +141,11 @@ class CollapseTracker:
     def compute(self, **extra) -> Metrics:
         """Every metric of what was seen; ``extra`` (e.g. ``test_features``, ``test_labels``,
         ``ood_features``) is forwarded to :func:`~nclab.metrics.collapse_metrics`."""
+        from nclab.metrics.distributed import is_distributed
+
+        distributed = self.sync and is_distributed(self.process_group)
+        if distributed:
+            return self._compute_distributed(extra)
         if self.keep_features:
             if not self._feats:
                 raise ShapeError("CollapseTracker has seen no batch; call update() first.")
@@ -161,3 +174,37 @@ class CollapseTracker:
             out["memorization"] = self._mem
             out["memorization_mean"] = self._mem / self._noisy
         return Metrics(out, out.notes)
+
+    def _compute_distributed(self, extra) -> Metrics:
+        """Every rank's shard reduced exactly: ClassStats all-reduced, then (kept features) one
+        DecisionPass per rank against the global means, all-reduced in turn."""
+        from nclab.metrics.distributed import all_reduce_decisions, all_reduce_stats
+        from nclab.metrics.classifier import decision_metrics
+
+        if extra:
+            raise ShapeError(f"CollapseTracker under torch.distributed computes the tracked features only; pass "
+                             f"{', '.join(sorted(extra))} to collapse_metrics on one rank instead.")
+        group = self.process_group
+        classes = "present" if self.classes is None else self.classes
+        if not self.keep_features:
+            all_reduce_stats(self._stats, group)
+            mom = self._stats.compute(classes=classes)
+            W = None
+            if self._dec is not None:
+                all_reduce_decisions(self._dec, group)
+                W = self._dec.W
+            out = metrics_from_moments(mom, weights=W, tile=self.tile)
+            if W is not None:
+                out.update(decision_metrics(self._dec.compute(), W))
+            return Metrics(out, out.notes)
+        stats = ClassStats(self.num_classes, track_scatter=False, second_moments=True)
+        H = torch.cat(self._feats) if self._feats else None
+        if H is not None:
+            stats._update(H, torch.cat(self._labels))
+        all_reduce_stats(stats, group)
+        mom = stats.compute(classes=classes)
+        dp = DecisionPass(mom, self._weights, self._bias, pairwise_limit=self.pairwise_limit)
+        if H is not None:
+            dp._update(H, torch.cat(self._labels))
+        all_reduce_decisions(dp, group)
+        return metrics_from_moments(mom, weights=self._weights, decisions=dp.compute(), tile=self.tile)
