@@ -184,6 +184,8 @@ class DecisionPass:
                 raise ShapeError(f"reference_means must have shape ({total}, {d}); got {tuple(ref.shape)}.")
             self.ref = ref / scale
         self._cdt: torch.dtype | None = None
+        self._buf: dict | None = None
+        self._ob: torch.Tensor | None = None
         f64 = torch.float64
         self._count = torch.zeros(C, dtype=f64, device=dev)
         self._stats = torch.zeros(5, dtype=f64, device=dev)  # ncc, correct, mismatch, margin sum, memorization
@@ -288,19 +290,36 @@ class DecisionPass:
         self._stats[4] += total
         self._noisy += count
 
+    def _obuf(self, k: int, dtype, dev) -> torch.Tensor:
+        if self._ob is None or self._ob.shape[0] < k:
+            self._ob = torch.empty(k, self.num_classes, dtype=dtype, device=dev)
+        return self._ob[:k]
+
+    def _buffers(self, k: int, dev) -> dict[str, torch.Tensor]:
+        """Chunk scratch allocated once per pass (fresh multi-MB blocks per chunk cost page faults)."""
+        if self._buf is None or self._buf["r"].shape[0] < k:
+            cdt = self._cdt
+            self._buf = {
+                "g": torch.empty(k, self.table.shape[1], dtype=cdt, device=dev) if self.proj else None,
+                "r": torch.empty(k, self.dim, dtype=cdt, device=dev),
+                "x": torch.empty(k, self.rhs.shape[0], dtype=cdt, device=dev),
+            }
+        return self._buf
+
     def _chunk(self, hs: torch.Tensor, ys: torch.Tensor) -> None:
         cdt, f64 = self._cdt, torch.float64
         C, d = self.num_classes, self.dim
         k = hs.shape[0]
         inv = 1.0 / self.scale
-        self._count.index_add_(0, ys, torch.ones(k, dtype=f64, device=ys.device))
+        self._count += torch.bincount(ys, minlength=C)
         hc = hs.to(cdt) if inv == 1.0 else hs.to(cdt) * inv
+        buf = self._buffers(k, hs.device)
         if self.proj:
-            g = self.table[ys]
-            r = hc - g[:, :d]
+            g = torch.index_select(self.table, 0, ys, out=buf["g"][:k])
+            r = torch.sub(hc, g[:, :d], out=buf["r"][:k])
             if self._sq is not None:  # ||r'||^2 about hi; the offset lo is removed in compute()
                 self._sq.index_add_(0, ys, torch.linalg.vector_norm(r, dim=1).to(f64).square_())
-            X = r @ self.rhs.T
+            X = torch.matmul(r, self.rhs.T, out=buf["x"][:k])
             if self._K is not None:
                 Z = X[:, :C]
                 # Z'^T Z' in float64 for few classes; else float32 products over 512-row slices summed in
@@ -325,7 +344,7 @@ class DecisionPass:
             if not self.decide:
                 return
             a = torch.cat([hc - self.mu_g_c, torch.ones(k, 1, dtype=cdt, device=hs.device)], 1)
-            X = a @ self.rhs.T
+            X = torch.matmul(a, self.rhs.T, out=buf["x"][:k])
         self._decide(X, ys)
 
     def _decide(self, X: torch.Tensor, ys: torch.Tensor) -> None:
@@ -339,7 +358,7 @@ class DecisionPass:
         # best other class, per half; its sign decides argmax == y exactly unless it is 0 (a tie).
         own = X3.gather(2, ys[:, None, None].expand(k, halves, 1)).squeeze(2)  # (k, halves)
         if self._pair is not None:  # directed pair minima need own - z_c per entry (logits half)
-            O = own[:, -1:] - X3[:, -1]
+            O = torch.sub(own[:, -1:], X3[:, -1], out=self._obuf(k, X.dtype, X.device))
             O.scatter_(1, ys[:, None], math.inf)
             self._pair.scatter_reduce_(0, ys[:, None].expand(k, C), O, "amin")
         marg = margin_rows(X3, ys, own)  # (k, halves)

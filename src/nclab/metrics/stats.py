@@ -39,8 +39,8 @@ from nclab.metrics._validate import check_alloc, check_features, check_finite, c
 
 __all__ = ["ClassStats", "ClassMoments", "accumulate", "power_of_two_scale"]
 
-#: Elements per chunk of in-memory features fed to ClassStats (32 MB of float64 temporaries).
-_CHUNK_ELEMS = 1 << 22
+#: Elements per chunk of in-memory features fed to ClassStats (a cache-sized 4 MB float64 block, reused).
+_CHUNK_ELEMS = 1 << 18
 #: Features whose largest magnitude lies in [2^-32, 2^32] are accumulated unscaled.
 _SAFE_EXP = 32
 
@@ -195,12 +195,13 @@ class ClassStats:
         self._update(h, y)
         return self
 
-    def _update(self, h: torch.Tensor, y: torch.Tensor, name: str = "features") -> None:
-        """:meth:`update` on validated input (finiteness is checked on the batch sums)."""
+    def _update(self, h: torch.Tensor, y: torch.Tensor, name: str = "features", buffer=None) -> None:
+        """:meth:`update` on validated input (finiteness is checked on the batch sums); ``buffer``: a
+        reusable float64 (>= b, 2d) scratch block (fresh multi-MB blocks per batch cost page faults)."""
         if self.dim is None:
             self._init_state(h.shape[1], self.device or h.device, power_of_two_scale(h))
         y = y.to(self.device)
-        block, count, sums, unit = _class_sums(h, y, self.num_classes, self.scale, self.device)
+        block, count, sums, unit = _class_sums(h, y, self.num_classes, self.scale, self.device, buffer)
         if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
             check_finite(h, name)
             raise NonFiniteError(
@@ -208,17 +209,35 @@ class ClassStats:
                 "than ~10^300 in magnitude; rescale them to a common range."
             )
         active = (count > 0).nonzero().flatten()
-        mean_b = sums[active] / count[active, None]
+        every = active.numel() == self.num_classes
+        if not every:  # only the classes of this batch
+            count, sums, unit = count[active], sums[active], unit[active]
+        mean_b = sums / count[:, None]
         sq = S = None
         if self.second_moments:
             # per-class sums of squared deviations from the batch means, summed once per row
-            pos = torch.full((self.num_classes,), -1, dtype=torch.long, device=self.device)
-            pos[active] = torch.arange(active.numel(), device=self.device)
-            r = block[:, : self.dim].sub_(mean_b[pos[y]])
+            if every:
+                pos = y
+            else:
+                pos = torch.full((self.num_classes,), -1, dtype=torch.long, device=self.device)
+                pos[active] = torch.arange(active.numel(), device=self.device)
+                pos = pos[y]
+            r = block[:, : self.dim].sub_(mean_b[pos])
             sq = torch.zeros(active.numel(), dtype=torch.float64, device=self.device)
-            sq.index_add_(0, pos[y], (r * r).sum(1))
+            sq.index_add_(0, pos, (r * r).sum(1))
             S = r.T @ r if self.track_scatter else None
-        self._merge_parts(active, count[active], mean_b, sq, unit[active], S)
+        self._merge_parts(active, count, mean_b, sq, unit, S)
+
+    def _add_sums(self, count, sums, unit, h, name) -> None:
+        """Merge one batch given by its per-class counts, float64 sums and unit sums (first moments
+        only: the accumulator keeps no second moments)."""
+        if not bool(torch.isfinite(sums).all()):
+            check_finite(h, name)
+            raise NonFiniteError(f"{name} overflow after rescaling: the rows span more than ~10^300 in magnitude.")
+        active = (count > 0).nonzero().flatten()
+        if active.numel() != self.num_classes:
+            count, sums, unit = count[active], sums[active], unit[active]
+        self._merge_parts(active, count, sums / count[:, None], None, unit, None)
 
     def merge(self, other: "ClassStats") -> "ClassStats":
         """Merge another accumulator (e.g. from another worker) into this one. Returns ``self``."""
@@ -253,21 +272,32 @@ class ClassStats:
     def _merge_parts(self, idx, n2, m2, s2, u2, S2) -> None:
         """Chan et al. merge of a partition over the classes ``idx`` (n2 (k,), m2 (k, d), s2 (k,),
         u2 (k, d), S2 (d, d)) into the state."""
-        n1 = self.count[idx]
+        every = idx.numel() == self.num_classes  # idx is sorted: then it is 0..C-1
+
+        def at(t):
+            return t if every else t[idx]
+
+        def add(t, v):  # t[idx] += v (index_add_ runs row by row on CPU: 50x slower for a full block)
+            if every:
+                t += v
+            else:
+                t.index_put_((idx,), v, accumulate=True)
+
+        n1 = at(self.count)
         n = n1 + n2
-        delta = m2 - self.mean[idx]
+        delta = m2 - at(self.mean)
         w = n1 * n2 / n  # n2 > 0 for every class of idx; zero where this side is empty
-        self.mean.index_add_(0, idx, delta * (n2 / n)[:, None])
+        add(self.mean, delta * (n2 / n)[:, None])
         if self.second_moments:
-            self.sq_dev.index_add_(0, idx, s2 + w * (delta * delta).sum(1))
-        self.unit_sum.index_add_(0, idx, u2)
+            add(self.sq_dev, s2 + w * (delta * delta).sum(1))
+        add(self.unit_sum, u2)
         if self.track_scatter:
             self.scatter += S2
             both = (w > 0).nonzero().flatten()
             if both.numel():
                 d_a = delta[both]
                 self.scatter += d_a.T @ (d_a * w[both, None])
-        self.count.index_add_(0, idx, n2)
+        add(self.count, n2)
 
     def compute(self, *, classes: str = "all") -> ClassMoments:
         """Frozen copy of the moments; never mutates the state.
@@ -304,11 +334,30 @@ class ClassStats:
         return moments.select(present)
 
 
-def _class_sums(h: torch.Tensor, y: torch.Tensor, C: int, scale: float, device):
+def _fill_block(h: torch.Tensor, scale: float, buffer: torch.Tensor) -> torch.Tensor:
+    """[h / scale | h / |h|] in float64, written into ``buffer`` (>= b, 2d); zero rows stay zero."""
+    b, d = h.shape
+    block = buffer[:b]
+    h64 = block[:, :d]
+    h64.copy_(h)
+    if scale != 1.0:
+        h64.mul_(1.0 / scale)
+    # norms in float32 for float32 rows (a unit row to ~1e-7, as the features themselves), then one
+    # float64 reciprocal per row and a multiply
+    src = h if (h.dtype == torch.float32 and scale == 1.0) else h64
+    inv = torch.linalg.vector_norm(src, dim=1, keepdim=True).to(torch.float64).clamp_min_(1e-300).reciprocal_()
+    torch.mul(h64, inv, out=block[:, d:])
+    return block
+
+
+def _class_sums(h: torch.Tensor, y: torch.Tensor, C: int, scale: float, device, buffer=None):
     """The (b, 2d) float64 block [h / scale | unit rows] of a batch and its per-class counts (C,),
     sums (C, d) and unit-row sums (C, d), with one index_add of the block."""
     b, d = h.shape
-    block = torch.empty(b, 2 * d, dtype=torch.float64, device=device)
+    if buffer is not None and buffer.shape[0] >= b and buffer.shape[1] == 2 * d and buffer.device == torch.device(device):
+        block = buffer[:b]
+    else:
+        block = torch.empty(b, 2 * d, dtype=torch.float64, device=device)
     h64 = block[:, :d]
     h64.copy_(h)
     if scale != 1.0:
@@ -324,8 +373,20 @@ def accumulate(H: torch.Tensor, y: torch.Tensor, C: int, *, track_scatter: bool 
     """A :class:`ClassStats` over in-memory features, fed in chunks of about 2^22 elements (32 MB of
     float64 temporaries); ``H`` and ``y`` are validated already."""
     stats = ClassStats(C, track_scatter=track_scatter, second_moments=second_moments, device=H.device)
-    rows = max(1, _CHUNK_ELEMS // max(H.shape[1], 1))
+    rows = min(H.shape[0], max(1, _CHUNK_ELEMS // max(H.shape[1], 1)))
+    buffer = torch.empty(rows, 2 * H.shape[1], dtype=torch.float64, device=H.device)  # allocated once
+    if second_moments or track_scatter:
+        for s in range(0, H.shape[0], rows):
+            stats._update(H[s : s + rows], y[s : s + rows], name, buffer)
+        return stats
+    # first moments only: plain sums need no merge per chunk; the whole set is one batch of ClassStats
+    stats._init_state(H.shape[1], H.device, power_of_two_scale(H[:rows]))
+    d = H.shape[1]
+    acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=H.device)
     for s in range(0, H.shape[0], rows):
-        stats._update(H[s : s + rows], y[s : s + rows], name)
+        block = _fill_block(H[s : s + rows], stats.scale, buffer)
+        acc.index_add_(0, y[s : s + rows], block)
+    count = torch.bincount(y, minlength=C).to(torch.float64)
+    stats._add_sums(count, acc[:, :d], acc[:, d:], H, name)
     return stats
 
