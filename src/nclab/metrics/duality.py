@@ -42,25 +42,25 @@ def _with_w(features, labels, weights, num_classes, classes):
 
 
 @torch.inference_mode()
+def _dual(key, features, labels, weights, num_classes, classes) -> float:
+    mom, W = _with_w(features, labels, weights, num_classes, classes)
+    return duality_metrics(mom.mean - mom.mean.mean(0), W, mom.scale)[key]
+
+
 def nc3_duality(features, labels, weights, *, num_classes: int | None = None, classes: str | None = None) -> float:
     r""":math:`\| W/\|W\|_F - M/\|M\|_F \|_F^2` (Papyan et al. 2020; Nguyen et al. NC3). O(n d + C d)."""
-    mom, W = _with_w(features, labels, weights, num_classes, classes)
-    return duality_metrics(mom.mean - mom.mean.mean(0), W, mom.scale)["nc3_duality"]
+    return _dual("nc3_duality", features, labels, weights, num_classes, classes)
 
 
-@torch.inference_mode()
 def unc3_var(features, labels, weights, *, num_classes: int | None = None, classes: str | None = None) -> float:
     r"""Uniform duality (Wu & Papyan 2024): unbiased variance over classes of :math:`\langle w_c, \mu_c-\mu_G\rangle`."""
-    mom, W = _with_w(features, labels, weights, num_classes, classes)
-    return duality_metrics(mom.mean - mom.mean.mean(0), W, mom.scale)["unc3_var"]
+    return _dual("unc3_var", features, labels, weights, num_classes, classes)
 
 
-@torch.inference_mode()
 def nc3_cosine(features, labels, weights, *, num_classes: int | None = None, classes: str | None = None) -> float:
     r"""Cosine self-duality (Pan 2023, seed 003 Sec. 2.2): :math:`\frac1C\sum_c \cos(w_c, \mu_c-\mu_G)`;
     1 at perfect duality. Classes whose row or centred mean is 0 are skipped."""
-    mom, W = _with_w(features, labels, weights, num_classes, classes)
-    return duality_metrics(mom.mean - mom.mean.mean(0), W, mom.scale)["nc3_cosine"]
+    return _dual("nc3_cosine", features, labels, weights, num_classes, classes)
 
 
 @torch.inference_mode()
