@@ -268,3 +268,31 @@ def test_old_imports_and_callable_package():
 
     assert callable(nclab.measure) and nclab.hooks.measure is nclab.measure.measure is nclab.measure.model.measure
     assert nclab.io.load_features is nclab.measure.load_features
+
+
+def test_progress_reports_both_passes_and_draws_bars_on_a_terminal(monkeypatch, capsys):
+    import sys
+
+    from torch import nn
+
+    from nclab.measure import measure
+    from nclab.measure.progress import TerminalBars, resolve
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 5)
+    y = torch.arange(40) % 3
+    model = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 3))
+    loader = [(x[i:i + 8], y[i:i + 8]) for i in range(0, 40, 8)]
+    seen = []
+    measure(model, loader, max_feature_bytes=0, progress=lambda name, done: seen.append((name, done)))
+    assert seen == [("pass 1", i) for i in range(1, 6)] + [("pass 2", i) for i in range(1, 6)]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert resolve(True, loader)[0] is None  # not a terminal: nothing drawn
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    cb, close = resolve(True, loader)
+    assert isinstance(cb, TerminalBars) and cb.total == 5
+    cb("pass 1", 5)
+    close()
+    assert "pass 1" in capsys.readouterr().err
+    with pytest.raises(Exception, match="progress must be"):
+        resolve("yes", loader)

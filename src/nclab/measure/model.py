@@ -51,6 +51,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import nn
 
+from nclab.measure.progress import resolve as resolve_progress
 from nclab.errors import LabelError, ShapeError, SpecError
 
 __all__ = ["measure", "find_head", "DEFAULT_MAX_FEATURE_BYTES"]
@@ -314,7 +315,7 @@ def measure(
     second_pass: bool = True,
     keep_features: bool | None = None,
     eps: float = 0.01,
-    progress: Callable[[str, int], None] | None = None,
+    progress: bool | Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
     """All collapse metrics of ``model`` on ``loader`` (eval mode, no gradients).
 
@@ -348,8 +349,9 @@ def measure(
         Deprecated shorthand: ``False`` is ``max_feature_bytes=0, second_pass=False``.
     eps : float, default=0.01
         Threshold of the effective depth over ``layers`` + the penultimate layer.
-    progress : callable(pass_name, batches_done), optional
-        Called after every batch (``pass_name`` is ``"pass 1"`` or ``"pass 2"``); the CLI draws bars.
+    progress : bool or callable(pass_name, batches_done), optional
+        ``True``: a progress bar per pass on stderr when it is a terminal (nothing otherwise); a
+        callable is called after every batch (``pass_name`` is ``"pass 1"`` or ``"pass 2"``).
 
     Returns
     -------
@@ -366,135 +368,139 @@ def measure(
     LabelError, ShapeError
         A batch without labels, labels that match no feature shape, fewer than two classes.
     """
-    from nclab.measure._compute import check_classes, decision_pass, metrics_of_features, metrics_of_stats, moments_of
-    from nclab.measure.distributed import all_reduce_decisions, all_reduce_stats, is_distributed
-
-    check_classes(classes)
-    if keep_features is False:
-        max_feature_bytes, second_pass = 0, False
-    if not (isinstance(max_feature_bytes, int) and max_feature_bytes >= 0):
-        raise SpecError(f"max_feature_bytes must be an integer >= 0; got {max_feature_bytes!r}.")
-    head_name, head_mod = find_head(model, head)
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = torch.device(device)
-    shift = _is_causal_lm(model) if shift_labels is None else bool(shift_labels)
-    W = head_mod.weight.detach()
-    b = None if head_mod.bias is None else head_mod.bias.detach()
-    C = W.shape[0]
-    if C < 2:
-        raise SpecError(f"the head {head_name!r} has {C} output; collapse metrics need a classifier with >= 2 classes.")
-    distributed = is_distributed()
-
-    current: dict[str, Any] = {}
-    handles = [head_mod.register_forward_pre_hook(lambda m, inp: current.__setitem__("__head__", inp[0]))]
-    for name in layers:
-        try:
-            mod = model.get_submodule(name)
-        except AttributeError:
-            raise SpecError(f"model has no layer named {name!r}; see model.named_modules().") from None
-        handles.append(mod.register_forward_hook(lambda m, i, out, _n=name: current.__setitem__(_n, out)))
-    taps = [_Tap("__head__")] + [_Tap(n) for n in layers]
-    labels: list[torch.Tensor] = []
-    kept_bytes = 0
-    folded = False
-    n = 0
-
-    def run(batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        bt = _parse(batch, device)
-        current.clear()
-        model(*bt.args, **bt.kwargs)
-        if "__head__" not in current:
-            raise SpecError(f"the head {head_name!r} was not called in the forward pass; pass head=...")
-        h = current["__head__"]
-        sel, y = _select(h, bt.labels, bt.mask, shift, ignore_index)
-        feats = {"__head__": sel(h, head_name).detach()}
-        for name in layers:
-            t = _first_tensor(current.get(name))
-            if t is None:
-                raise SpecError(f"layer {name!r} returned no tensor in the forward pass.")
-            feats[name] = sel(t, name).detach()
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
-            bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
-            raise LabelError(f"label {bad} is outside the head's {C} classes [0, {C}); pass labels in range "
-                             f"(or ignore_index={ignore_index} for positions to leave out).")
-        return feats, y
-
-    was_training = model.training
-    model.eval()
+    progress, _close_progress = resolve_progress(progress, loader)
     try:
-        for i, batch in enumerate(loader):
-            feats, y = run(batch)
-            n += y.shape[0]
-            if y.numel():
-                for tap in taps:
-                    tap.chunks.append(feats[tap.name])
-                    kept_bytes += feats[tap.name].numel() * feats[tap.name].element_size()
-                labels.append(y)
-            if kept_bytes > max_feature_bytes:
-                if second_pass and _is_one_shot(loader):
-                    raise SpecError(
-                        f"the features exceed max_feature_bytes={max_feature_bytes} and the exact metrics then "
-                        "need a second pass, but the loader is a one-shot iterator; pass a re-iterable loader "
-                        "(a list or DataLoader), raise max_feature_bytes, or pass second_pass=False."
-                    )
-                _fold(taps, labels, C)
-                kept_bytes, folded = 0, True
-            if progress is not None:
-                progress("pass 1", i + 1)
-        if n == 0 and not distributed:
-            raise ShapeError("the loader yielded no sample; pass a non-empty loader (and labels not all ignore_index).")
-        penult = taps[0]
-        if not folded and not distributed:
-            out = metrics_of_features(penult.chunks, labels, weights=W, bias=b, num_classes=C, classes=classes)
-            out["passes"] = 1
-            if layers:
-                out["layers"] = {t.name: metrics_of_features(t.chunks, labels, num_classes=C, classes=classes)
-                                 for t in taps[1:]}
-                out["effective_depth"] = _effective_depth(taps, labels, C, classes, eps)
-            return out
-        kept = not folded  # distributed, features still in memory: the decision pass reads them
-        kept_chunks = [list(t.chunks) for t in taps]
-        kept_labels = list(labels)
-        _fold(taps, labels, C)
-        for tap in taps:
-            if distributed:
-                all_reduce_stats(tap.stats)
-        moments = [moments_of(t.stats, classes) for t in taps]
-        passes = [decision_pass(moments[0], W, b)] + [decision_pass(m) for m in moments[1:]]
-        if second_pass or kept:
-            if kept:
-                for dp, chunks in zip(passes, kept_chunks):
-                    for h, y in zip(chunks, kept_labels):
-                        dp.update(h, y)
-            else:
-                for i, batch in enumerate(loader):
-                    feats, y = run(batch)
-                    if y.numel():
-                        for dp, tap in zip(passes, taps):
-                            dp.update(feats[tap.name], y)
-                    if progress is not None:
-                        progress("pass 2", i + 1)
-            for dp in passes:
+        from nclab.measure._compute import check_classes, decision_pass, metrics_of_features, metrics_of_stats, moments_of
+        from nclab.measure.distributed import all_reduce_decisions, all_reduce_stats, is_distributed
+
+        check_classes(classes)
+        if keep_features is False:
+            max_feature_bytes, second_pass = 0, False
+        if not (isinstance(max_feature_bytes, int) and max_feature_bytes >= 0):
+            raise SpecError(f"max_feature_bytes must be an integer >= 0; got {max_feature_bytes!r}.")
+        head_name, head_mod = find_head(model, head)
+        if device is None:
+            p = next(model.parameters(), None)
+            device = p.device if p is not None else torch.device("cpu")
+        device = torch.device(device)
+        shift = _is_causal_lm(model) if shift_labels is None else bool(shift_labels)
+        W = head_mod.weight.detach()
+        b = None if head_mod.bias is None else head_mod.bias.detach()
+        C = W.shape[0]
+        if C < 2:
+            raise SpecError(f"the head {head_name!r} has {C} output; collapse metrics need a classifier with >= 2 classes.")
+        distributed = is_distributed()
+
+        current: dict[str, Any] = {}
+        handles = [head_mod.register_forward_pre_hook(lambda m, inp: current.__setitem__("__head__", inp[0]))]
+        for name in layers:
+            try:
+                mod = model.get_submodule(name)
+            except AttributeError:
+                raise SpecError(f"model has no layer named {name!r}; see model.named_modules().") from None
+            handles.append(mod.register_forward_hook(lambda m, i, out, _n=name: current.__setitem__(_n, out)))
+        taps = [_Tap("__head__")] + [_Tap(n) for n in layers]
+        labels: list[torch.Tensor] = []
+        kept_bytes = 0
+        folded = False
+        n = 0
+
+        def run(batch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+            bt = _parse(batch, device)
+            current.clear()
+            model(*bt.args, **bt.kwargs)
+            if "__head__" not in current:
+                raise SpecError(f"the head {head_name!r} was not called in the forward pass; pass head=...")
+            h = current["__head__"]
+            sel, y = _select(h, bt.labels, bt.mask, shift, ignore_index)
+            feats = {"__head__": sel(h, head_name).detach()}
+            for name in layers:
+                t = _first_tensor(current.get(name))
+                if t is None:
+                    raise SpecError(f"layer {name!r} returned no tensor in the forward pass.")
+                feats[name] = sel(t, name).detach()
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= C):
+                bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
+                raise LabelError(f"label {bad} is outside the head's {C} classes [0, {C}); pass labels in range "
+                                 f"(or ignore_index={ignore_index} for positions to leave out).")
+            return feats, y
+
+        was_training = model.training
+        model.eval()
+        try:
+            for i, batch in enumerate(loader):
+                feats, y = run(batch)
+                n += y.shape[0]
+                if y.numel():
+                    for tap in taps:
+                        tap.chunks.append(feats[tap.name])
+                        kept_bytes += feats[tap.name].numel() * feats[tap.name].element_size()
+                    labels.append(y)
+                if kept_bytes > max_feature_bytes:
+                    if second_pass and _is_one_shot(loader):
+                        raise SpecError(
+                            f"the features exceed max_feature_bytes={max_feature_bytes} and the exact metrics then "
+                            "need a second pass, but the loader is a one-shot iterator; pass a re-iterable loader "
+                            "(a list or DataLoader), raise max_feature_bytes, or pass second_pass=False."
+                        )
+                    _fold(taps, labels, C)
+                    kept_bytes, folded = 0, True
+                if progress is not None:
+                    progress("pass 1", i + 1)
+            if n == 0 and not distributed:
+                raise ShapeError("the loader yielded no sample; pass a non-empty loader (and labels not all ignore_index).")
+            penult = taps[0]
+            if not folded and not distributed:
+                out = metrics_of_features(penult.chunks, labels, weights=W, bias=b, num_classes=C, classes=classes)
+                out["passes"] = 1
+                if layers:
+                    out["layers"] = {t.name: metrics_of_features(t.chunks, labels, num_classes=C, classes=classes)
+                                     for t in taps[1:]}
+                    out["effective_depth"] = _effective_depth(taps, labels, C, classes, eps)
+                return out
+            kept = not folded  # distributed, features still in memory: the decision pass reads them
+            kept_chunks = [list(t.chunks) for t in taps]
+            kept_labels = list(labels)
+            _fold(taps, labels, C)
+            for tap in taps:
                 if distributed:
-                    all_reduce_decisions(dp)
-            decisions = [dp.compute() for dp in passes]
-        else:
-            decisions = [None] * len(taps)
-        out = metrics_of_stats(penult.stats, weights=W, bias=b, classes=classes, moments=moments[0],
-                               decisions=decisions[0])
-        out["passes"] = 2 if (second_pass and not kept) else 1
-        if layers:
-            out["layers"] = {t.name: metrics_of_stats(t.stats, classes=classes, moments=m, decisions=dd)
-                             for t, m, dd in zip(taps[1:], moments[1:], decisions[1:])}
-            if decisions[0] is not None:
-                out["effective_depth"] = _depth_from(decisions, eps)
-        return out
+                    all_reduce_stats(tap.stats)
+            moments = [moments_of(t.stats, classes) for t in taps]
+            passes = [decision_pass(moments[0], W, b)] + [decision_pass(m) for m in moments[1:]]
+            if second_pass or kept:
+                if kept:
+                    for dp, chunks in zip(passes, kept_chunks):
+                        for h, y in zip(chunks, kept_labels):
+                            dp.update(h, y)
+                else:
+                    for i, batch in enumerate(loader):
+                        feats, y = run(batch)
+                        if y.numel():
+                            for dp, tap in zip(passes, taps):
+                                dp.update(feats[tap.name], y)
+                        if progress is not None:
+                            progress("pass 2", i + 1)
+                for dp in passes:
+                    if distributed:
+                        all_reduce_decisions(dp)
+                decisions = [dp.compute() for dp in passes]
+            else:
+                decisions = [None] * len(taps)
+            out = metrics_of_stats(penult.stats, weights=W, bias=b, classes=classes, moments=moments[0],
+                                   decisions=decisions[0])
+            out["passes"] = 2 if (second_pass and not kept) else 1
+            if layers:
+                out["layers"] = {t.name: metrics_of_stats(t.stats, classes=classes, moments=m, decisions=dd)
+                                 for t, m, dd in zip(taps[1:], moments[1:], decisions[1:])}
+                if decisions[0] is not None:
+                    out["effective_depth"] = _depth_from(decisions, eps)
+            return out
+        finally:
+            for h in handles:
+                h.remove()
+            model.train(was_training)
     finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+        _close_progress()
 
 
 def _effective_depth(taps: list[_Tap], labels: list[torch.Tensor], C: int, classes: str, eps: float) -> int:
