@@ -73,10 +73,26 @@ def train_config(config: Mapping[str, Any]):
     )
 
 
+def _worker_threads() -> None:
+    """Hold torch (and the MKL / OpenMP pools it drives) to the ``OMP_NUM_THREADS`` the runner
+    gives a pool worker. Measured on the 2-core machine under load: a worker whose MKL sgemm
+    ran a 2-thread OpenMP region next to another worker spent ~10x the CPU time of a 1-thread
+    cell (the idle OpenMP thread spins); setting the count explicitly avoids it."""
+    import os
+
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if n.isdigit() and int(n) >= 1:
+        import torch
+
+        torch.set_num_threads(int(n))  # also sets MKL's and OpenMP's counts
+
+
 def train_cell(config: dict, ctx) -> "CellResult":  # noqa: F821
     """Train one network (``nclab.train.train``) and return its tracked metrics."""
     from nclab.experiments.runner import CellResult
     from nclab.train import load_config_dataset, train
+
+    _worker_threads()
 
     tc = train_config(config)
     ds = load_config_dataset(tc)
