@@ -380,3 +380,23 @@ def test_tpt_section_shows_both_margins_and_the_bound_terms():
     assert table.rows[0][1 + list(BOUND_TERMS).index("margin_min_nobias_train")] == "1"
     claim = sec.claims[0]
     assert claim.supported is True and "p_min goes 0.3 → 1" in claim.verdict
+
+
+def test_fig2_verdicts_need_a_collapsed_run():
+    """Seed 004 Fig. 2 in the ufm-theory section: not testable before NC1 collapses; then the
+    bias-free model must pick the orthogonal frame and the free-bias model the simplex ETF."""
+    def traces(nc1_end, of_end, etf_end):
+        tr = {"iterations": [0, 100], "objective": [1.0, 0.1], "H.nc1": [1.0, nc1_end],
+              "H.nc2_of": [0.5, of_end], "H.nc2_etf": [0.5, etf_end]}
+        return {"fig2_bias_free": tr, "fig2_free_bias": dict(tr, **{"H.nc2_of": [0.5, etf_end],
+                                                                   "H.nc2_etf": [0.5, of_end]})}
+
+    def claims(tr):
+        run = RunData("u#1", "main", {"grid": "quick"}, {}, {}, (), {"checks": [], "traces": tr})
+        sec = build_section("ufm-theory", "t", "s", [run])
+        assert "fig2" in sec.figures
+        return [c for c in sec.claims if c.figure == "fig2"]
+
+    assert [c.supported for c in claims(traces(0.5, 0.3, 0.2))] == [None, None]
+    assert [c.supported for c in claims(traces(1e-4, 1e-5, 0.3))] == [True, True]
+    assert [c.supported for c in claims(traces(1e-4, 0.3, 1e-5))] == [False, False]
