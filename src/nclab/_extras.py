@@ -10,7 +10,7 @@ extra          modules
 =============  ==========================================================================
 ``lab``        ray (Ray Tune), optuna, matplotlib, mnist1d, pydantic, pyarrow
 ``track``      tensorboard, mlflow
-``hf``         transformers
+``hf``         transformers, accelerate (the ``Trainer`` needs it)
 ``lightning``  lightning
 ``docs``       mkdocs, mkdocstrings
 =============  ==========================================================================
@@ -42,6 +42,7 @@ EXTRAS: dict[str, str] = {
     "tensorboard": "track",
     "mlflow": "track",
     "transformers": "hf",
+    "accelerate": "hf",
     "lightning": "lightning",
     "mkdocs": "docs",
     "mkdocstrings": "docs",
