@@ -160,16 +160,26 @@ def equinorm(rows: torch.Tensor) -> float:
     return float(norms.std(unbiased=False)) / mean if mean > 0 else math.nan
 
 
-def _fro_dspace(A: torch.Tensor, B: torch.Tensor) -> float:
+def _dgram(A: torch.Tensor, cache: dict | None) -> torch.Tensor:
+    """A^T A (d, d), O(C d^2); computed once per matrix within one ``cache`` (one pair pass)."""
+    if cache is None:
+        return A.T @ A
+    hit = cache.get(id(A))
+    if hit is None or hit[0] is not A:
+        hit = cache[id(A)] = (A, A.T @ A)
+    return hit[1]
+
+
+def _fro_dspace(A: torch.Tensor, B: torch.Tensor, cache: dict | None = None) -> float:
     """||A B^T||_F of (C, d) matrices from d-space: ||A B^T||_F^2 = <A^T A, B^T B>, O(C d^2)."""
-    return math.sqrt(max(float(((A.T @ A) * (B.T @ B)).sum()), 0.0))
+    return math.sqrt(max(float((_dgram(A, cache) * _dgram(B, cache)).sum()), 0.0))
 
 
-def _fro_gram(A: torch.Tensor, B: torch.Tensor, tile: int) -> float:
+def _fro_gram(A: torch.Tensor, B: torch.Tensor, tile: int, cache: dict | None = None) -> float:
     """||A B^T||_F for (C, d) matrices, through d-space when C is larger than a tile."""
     if A.shape[0] <= tile:
         return float(torch.linalg.matrix_norm(A @ B.T))
-    return _fro_dspace(A, B)
+    return _fro_dspace(A, B, cache)
 
 
 def _safe_inv_norms(norms: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -196,23 +206,23 @@ def _frame_block(G: torch.Tensor, fro: float, C: int, diag: bool, kind: str) -> 
     return float((D * D).sum())
 
 
-def _etf_dist_dspace(A: torch.Tensor, B: torch.Tensor) -> float:
+def _etf_dist_dspace(A: torch.Tensor, B: torch.Tensor, cache: dict | None = None) -> float:
     """|| A B^T / ||A B^T||_F - (I - 11^T/C)/sqrt(C-1) ||_F from d-space quantities, O(C d^2).
 
     ||X/f - E||^2 = 2 - 2 <X, E> / f with ||E||_F = 1 and
     <A B^T, E> = (tr(A B^T) - (1^T A)(B^T 1)/C) / sqrt(C-1)."""
     C = A.shape[0]
-    f = _fro_dspace(A, B)
+    f = _fro_dspace(A, B, cache)
     if f == 0.0:
         return math.nan
     inner = (float((A * B).sum()) - float(A.sum(0) @ B.sum(0)) / C) / math.sqrt(C - 1)
     return math.sqrt(max(2.0 - 2.0 * inner / f, 0.0))
 
 
-def _of_dist_dspace(A: torch.Tensor) -> float:
+def _of_dist_dspace(A: torch.Tensor, cache: dict | None = None) -> float:
     """|| A A^T / ||A A^T||_F - I/sqrt(C) ||_F = sqrt(2 - 2 ||A||_F^2 / (sqrt(C) ||A^T A||_F))."""
     C = A.shape[0]
-    f = _fro_dspace(A, A)
+    f = _fro_dspace(A, A, cache)
     if f == 0.0:
         return math.nan
     return math.sqrt(max(2.0 - 2.0 * float((A * A).sum()) / (math.sqrt(C) * f), 0.0))
@@ -253,9 +263,10 @@ def pair_statistics(
     exact = gram_dtype == f64
 
     out: dict[str, float] = {}
+    grams: dict = {}  # d x d Grams A^T A, each computed once in this pass
     norms_m = torch.linalg.vector_norm(M, dim=1)
     U = M + mu_g
-    fro_mm = _fro_gram(M, M, tile)
+    fro_mm = _fro_gram(M, M, tile, grams)
     warn_degenerate_means(fro_mm == 0.0, bool((norms_m == 0).any()), stacklevel=3)
     inv_nm = _safe_inv_norms(norms_m, gram_dtype)
     n2 = (norms_m**2).to(gram_dtype)
@@ -265,10 +276,10 @@ def pair_statistics(
         inv_nw = _safe_inv_norms(torch.linalg.vector_norm(W, dim=1), gram_dtype)
         We = W.to(gram_dtype)
     if exact:
-        fro_uu = _fro_gram(U, U, tile)
+        fro_uu = _fro_gram(U, U, tile, grams)
         if W is not None:
-            fro_ww = _fro_gram(W, W, tile)
-            fro_wm = _fro_gram(W, M, tile)
+            fro_ww = _fro_gram(W, W, tile, grams)
+            fro_wm = _fro_gram(W, M, tile, grams)
 
     # GNC2 variances as shifted sums around their value at a simplex ETF (stable near collapse)
     etf_dist = math.sqrt(2.0 + 2.0 / (C - 1))
@@ -283,7 +294,14 @@ def pair_statistics(
     p = cdnv_exponent
 
     def fsum(t: torch.Tensor) -> float:
-        return float(t.sum(dtype=f64))
+        """Sum in float64 of float64 entries; float32 entries are summed in float32 rows of 1024
+        (pairwise summation: ~1e-7 relative, the entries' own precision), the row sums in float64,
+        so that no float64 copy of a tile is made."""
+        if t.dtype == f64 or t.numel() < 1 << 16:
+            return float(t.sum(dtype=f64))
+        flat = t.reshape(-1)
+        m = flat.numel() // 1024
+        return float(flat[: m * 1024].view(m, 1024).sum(1).sum(dtype=f64) + flat[m * 1024 :].sum(dtype=f64))
 
     for bi, (i0, i1) in enumerate(blocks):
         for bj in range(bi, len(blocks)):
@@ -350,8 +368,8 @@ def pair_statistics(
         out["nc2_etf"] = math.sqrt(etf_sq) if ok else nan
         out["nc2_of"] = math.sqrt(of_sq) if fro_uu > 0 else nan
     else:
-        out["nc2_etf"] = _etf_dist_dspace(M, M) if ok else nan
-        out["nc2_of"] = _of_dist_dspace(U)
+        out["nc2_etf"] = _etf_dist_dspace(M, M, grams) if ok else nan
+        out["nc2_of"] = _of_dist_dspace(U, grams)
     gm, lm = g1 / npairs, l1 / npairs
     out["gnc2_dist_var"] = max(g2 / npairs - gm * gm, 0.0) if ok else nan
     # two class means pointing the same way: log(1/0) is infinite and the variance undefined (NaN)
@@ -364,9 +382,9 @@ def pair_statistics(
             out["nc2_of_w"] = math.sqrt(ofw_sq) if fro_ww > 0 else nan
             out["nc3_etf"] = math.sqrt(wm_sq) if fro_wm > 0 else nan
         else:
-            out["nc2_etf_w"] = _etf_dist_dspace(W, W)
-            out["nc2_of_w"] = _of_dist_dspace(W)
-            out["nc3_etf"] = _etf_dist_dspace(W, M) if fro_mm > 0 else nan
+            out["nc2_etf_w"] = _etf_dist_dspace(W, W, grams)
+            out["nc2_of_w"] = _of_dist_dspace(W, grams)
+            out["nc3_etf"] = _etf_dist_dspace(W, M, grams) if fro_mm > 0 else nan
     return out
 
 
