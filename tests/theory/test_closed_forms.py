@@ -362,3 +362,17 @@ def test_extended_structure_on_constructed_minimiser():
     h1_bad = h1 + 0.05 * rng.standard_normal(h1.shape)
     st_bad = extended_structure(w2, w1, h1_bad, labels, num_classes=k, activation="linear")
     assert st_bad["within_h1"] > 1e-4 and st_bad["of_h1"] > 1e-3
+
+
+def test_cosine_self_duality_rows_of_verify():
+    # nclab verify's cosine form of self-duality: 1 at the CE-UFM minimiser; a random classifier is far from it
+    import numpy as np
+
+    from nclab.metrics import nc3_cosine
+    from nclab.theory.checks import theory_checks
+
+    rows = [r for r in theory_checks(quick=True) if r.theorem == "seed003-cosine-duality"]
+    assert rows and all(r.holds and abs(r.measured - 1.0) <= 1e-6 for r in rows)
+    g = np.random.default_rng(0)
+    H, y = g.standard_normal((12, 8)), np.arange(12) % 4
+    assert nc3_cosine(H, y, g.standard_normal((4, 8))) < 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,9 @@ def as_tensor(x: Any, name: str) -> torch.Tensor:
         if x.dtype.kind == "c":
             raise ShapeError(f"{name} is complex ({x.dtype}); pass real features.")
         if x.dtype == np.float16 or x.dtype.kind in "fiub":
-            return torch.from_numpy(np.ascontiguousarray(x))
+            with warnings.catch_warnings():  # read-only (memory-mapped) arrays: nclab never writes to its input
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                return torch.from_numpy(np.ascontiguousarray(x))
         raise ShapeError(f"{name} has dtype {x.dtype}; pass a numeric array.")
     if type(x).__module__.startswith("scipy.sparse"):
         raise ShapeError(f"{name} is a SciPy sparse matrix; pass {name}.toarray().")
