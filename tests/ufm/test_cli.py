@@ -64,7 +64,8 @@ def test_verify_quick_json_all_hold(tmp_path):
     assert all({"theorem", "params", "predicted", "measured", "rel_error", "holds"} <= set(r) for r in rows)
     theorems = {r["theorem"] for r in rows}
     assert {"seed000-thm3.2", "seed001-B.1", "seed004-thm3.1", "seed004-thm3.2", "seed004-thm4.1", "seed004-thm4.2",
-            "seed003-min-loss", "seed003-thm2.3.1", "seed002-thm4.1", "seed002-fixed-etf"} <= theorems
+            "seed003-min-loss", "seed003-thm2.3.1", "seed002-thm4.1", "seed002-fixed-etf", "seed003-prop2.2.1",
+            "seed003-cosine-duality"} <= theorems
     assert all(r["holds"] for r in rows if "as printed" not in r["theorem"])
     # the grid contains points beyond each threshold
     assert any("zero minimiser" in r["note"] for r in rows if r["theorem"] == "seed004-thm3.1")

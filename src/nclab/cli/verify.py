@@ -30,7 +30,9 @@ def verify(
 
             require("matplotlib", what="nclab verify --plots")  # before the checks, not after
             ensure_dir(plots, "--plots")
-        rows = run_checks(quick=quick)
+        from nclab.theory.checks import theory_checks
+
+        rows = [*run_checks(quick=quick), *theory_checks(quick=quick)]
         written = []
         if plots is not None:
             written = _write_plots(convergence_traces(quick=quick), rows, plots)
