@@ -234,7 +234,7 @@ def test_seed002_networks_forward_and_taps(arch, dim):
 
 
 def test_arch_names_are_registered():
-    assert {"vgg11", "resnet32", "densenet121", "resnet18", "vgg13", "mlp"} == set(ARCHS)
+    assert {"vgg11", "resnet32", "densenet121", "resnet18", "vgg13", "mlp", "cnn1d"} == set(ARCHS)
 
 
 # ----------------------------------------------------------------------------- fixed heads, C - 1 > d
@@ -306,3 +306,20 @@ def test_cnns_take_28x28_inputs(arch):
         pool = [m for m in net.modules() if isinstance(m, torch.nn.MaxPool2d)][-1]
         assert pool(torch.randn(1, 512, 7, 7)).shape[-2:] == (4, 4)
         assert pool(torch.randn(1, 512, 1, 1)).shape[-2:] == (1, 1)
+
+
+def test_cnn1d_on_signals_parameter_count_and_pooled_taps():
+    # cnn1d: conv(1->w, k5) + (depth-1) conv(w->w, k3), each with BN (2w), no conv bias; then the
+    # optional Linear-BN-ReLU feature layer and the head
+    w, depth, m, C, L = 16, 3, 8, 5, 40
+    net = build_net(NetSpec(arch="cnn1d", depth=depth, width=w, penultimate_width=m), input_shape=(L,), num_classes=C)
+    want = (1 * w * 5 + 2 * w) + (depth - 1) * (w * w * 3 + 2 * w) + (w * m + m + 2 * m) + (m * C + C)
+    assert sum(p.numel() for p in net.parameters()) == want
+    x = torch.randn(6, L)
+    logits, taps = net.forward_taps(x, list(net.tap_names), pool_spatial=True)
+    assert logits.shape == (6, C) and net.tap_names == ("conv1", "conv2", "conv3", "pool", "features")
+    assert taps["conv2"].shape == (6, w) and taps["features"].shape == (6, m)
+    _, flat = net.forward_taps(x, ["conv2"])
+    assert flat["conv2"].shape == (6, w * (L // 2))  # stride 2, length-preserving padding
+    with pytest.raises(Exception, match="signal inputs"):
+        build_net(NetSpec(arch="cnn1d"), input_shape=(3, 32, 32), num_classes=C)

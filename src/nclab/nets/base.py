@@ -53,8 +53,8 @@ class TappedNet(nn.Module):
         """Logits and the flattened outputs of the requested blocks, in one pass.
 
         ``"features"`` names the penultimate features (the last block) whatever its name.
-        With ``pool_spatial=True`` a convolutional tap (n, c, H, W) is averaged over H, W to
-        (n, c) instead of flattened to (n, c H W), which keeps per-layer metrics affordable.
+        With ``pool_spatial=True`` a convolutional tap (n, c, H, W) or (n, c, L) is averaged over its
+        spatial axes to (n, c) instead of flattened to (n, c H W), which keeps per-layer metrics affordable.
 
         Raises
         ------
@@ -69,7 +69,7 @@ class TappedNet(nn.Module):
         for name, blk in zip(self.tap_names, self.blocks):
             x = blk(x)
             if name in want:
-                out[name] = x.mean(dim=(2, 3)) if (pool_spatial and x.ndim == 4) else x.flatten(1)
+                out[name] = x.mean(dim=tuple(range(2, x.ndim))) if (pool_spatial and x.ndim >= 3) else x.flatten(1)
         h = x.flatten(1)
         if "features" in want:
             out["features"] = h

@@ -12,13 +12,14 @@ from torch import nn
 from nclab.errors import SpecError
 from nclab.nets.base import TappedNet
 from nclab.nets.cifar import CNN_BLOCKS, CNN_FEATURE_DIMS
+from nclab.nets.conv1d import cnn1d_blocks
 from nclab.nets.heads import FixedETFHead
 from nclab.nets.mlp import mlp_blocks
 
 __all__ = ["ARCHS", "NetSpec", "build_net"]
 
 _CONSTRAINTS: dict[str, tuple[str, ...]] = {
-    "arch": ("mlp", *CNN_BLOCKS),
+    "arch": ("mlp", "cnn1d", *CNN_BLOCKS),
     "activation": ("relu", "sigmoid"),
     "batch_norm": ("affine", "non-affine", "none"),
     "head": ("linear", "etf"),
@@ -26,7 +27,8 @@ _CONSTRAINTS: dict[str, tuple[str, ...]] = {
 }
 
 ARCHS: tuple[str, ...] = _CONSTRAINTS["arch"]
-"""Architecture names accepted by ``NetSpec.arch``: ``mlp`` and the CIFAR CNNs."""
+"""Architecture names accepted by ``NetSpec.arch``: ``mlp``, the 1-D ``cnn1d`` (``depth`` conv layers of
+``width`` channels, for signals such as MNIST-1D) and the CIFAR CNNs."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class NetSpec:
 
     Attributes
     ----------
-    arch : {"mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"}, default="mlp"
+    arch : {"mlp", "cnn1d", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"}, default="mlp"
         Architecture; the CNNs are the CIFAR forms of :mod:`nclab.nets.cifar` and need image
         inputs (C, H, W). Native feature dimensions: ResNet18 / VGG11 / VGG13 512, ResNet32 64,
         DenseNet121 1024.
@@ -66,7 +68,7 @@ class NetSpec:
         Fixed logit scale of the ETF head.
     """
 
-    arch: Literal["mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"] = "mlp"
+    arch: Literal["mlp", "cnn1d", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"] = "mlp"
     depth: int = 9
     width: int = 2048
     activation: Literal["relu", "sigmoid"] = "relu"
@@ -134,6 +136,15 @@ def build_net(spec: NetSpec, *, input_shape: tuple[int, ...], num_classes: int) 
             bn_after_activation=spec.bn_after_activation,
         )
         dim = m
+    elif spec.arch == "cnn1d":
+        if len(input_shape) not in (1, 2):
+            raise SpecError(f"cnn1d needs signal inputs of shape (L,) or (channels, L); got {tuple(input_shape)}.")
+        blocks = cnn1d_blocks(tuple(input_shape), depth=spec.depth, width=spec.width)
+        dim = spec.width
+        if spec.penultimate_width is not None:
+            m = spec.penultimate_width
+            blocks.append(("features", nn.Sequential(nn.Linear(dim, m), nn.BatchNorm1d(m), nn.ReLU())))
+            dim = m
     else:
         if len(input_shape) != 3:
             raise SpecError(

@@ -31,7 +31,7 @@ Seed = Annotated[int, Field(ge=0)]
 Loss = Literal["ce", "ls", "lr", "mse"]
 Dataset = Literal["mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn", "teacher",
                   "conic_hull"]
-Arch = Literal["mlp", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"]  # = nclab.nets.ARCHS
+Arch = Literal["mlp", "cnn1d", "resnet18", "resnet32", "vgg11", "vgg13", "densenet121"]  # = nclab.nets.ARCHS
 BatchNorm = Literal["affine", "non-affine", "none"]
 
 NoiseKind = Literal["symmetric", "latent", "pair"]  # = nclab.data.noise.NOISE_KINDS (tested)
