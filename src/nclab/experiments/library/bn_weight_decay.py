@@ -60,10 +60,13 @@ def _panel(sec, dataset, runs) -> dict:
         wds = sorted(k[0] for k in g)
         intra = [mean_std(metric(r, "cosine_intra_min_train") for r in g[(w,)]) for w in wds]
         inter = [mean_std(metric(r, "cosine_inter_max_train") for r in g[(w,)]) for w in wds]
-        F.plot_metric_vs_param(wds, {"min intra-class cos": ([m for m, _, _ in intra],
-                                                             [s for _, s, _ in intra]),
-                                     "max inter-class cos": ([m for m, _, _ in inter],
-                                                             [s for _, s, _ in inter])},
+        curves = {"min intra-class cos": ([m for m, _, _ in intra], [s for _, s, _ in intra]),
+                  "max inter-class cos": ([m for m, _, _ in inter], [s for _, s, _ in inter])}
+        # the cosine form of self-duality, mean_c cos(w_c, mu_c - mu_G) (seed 003 Sec. 2.2), where stored
+        dual = [mean_std(metric(r, "nc3_cosine_train") for r in g[(w,)]) for w in wds]
+        if any(math.isfinite(m) for m, _, _ in dual):
+            curves["cos(w_c, mu_c - mu_G)"] = ([m for m, _, _ in dual], [s for _, s, _ in dual])
+        F.plot_metric_vs_param(wds, curves,
                                xlabel="weight decay", ylabel="cosine similarity",
                                logx=len(wds) > 1 and max(wds) >= 10 * min(wds),
                                title=f"{dataset}, BN {mode} ({len(conv)}/{len(mruns)} "
@@ -73,7 +76,8 @@ def _panel(sec, dataset, runs) -> dict:
     fid = f"cosines-{dataset}"
     sec.figures[fid] = fig
     sec.captions[fid] = (f"{dataset}: minimum intra-class and maximum inter-class cosine "
-                         "similarity of the last-layer features against weight decay, runs with "
+                         "similarity of the last-layer features, and the cosine self-duality "
+                         "mean_c cos(w_c, mu_c - mu_G), against weight decay, runs with "
                          "100% train accuracy only (as seed 003 discards the others).")
     best = {m: (max(v[1]) if v[1] else math.nan) for m, v in gaps.items()}
     if "affine" in best and len(best) > 1 and all(math.isfinite(b) for b in best.values()):
