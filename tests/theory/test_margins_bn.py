@@ -121,4 +121,4 @@ def test_bn_feature_norm_identity_prop_2_2_1():
 def test_theory_checks_rows_hold():
     rows = theory_checks(quick=True)
     assert rows and all(r.holds for r in rows)
-    assert {r.theorem for r in rows} == {"seed003-prop2.2.1"}
+    assert {r.theorem for r in rows} == {"seed003-prop2.2.1", "seed003-cosine-duality"}
