@@ -296,3 +296,24 @@ def test_progress_reports_both_passes_and_draws_bars_on_a_terminal(monkeypatch, 
     assert "pass 1" in capsys.readouterr().err
     with pytest.raises(Exception, match="progress must be"):
         resolve("yes", loader)
+
+
+def test_frequency_weighting_reaches_both_measure_paths():
+    # measure(weighting="frequency") equals collapse_metrics(weighting="frequency") on the same features,
+    # kept (one pass) and streamed (two passes)
+    from torch import nn
+
+    from nclab.measure import measure
+
+    torch.manual_seed(1)
+    x = torch.randn(60, 5, dtype=torch.float64)
+    y = torch.cat([torch.zeros(10), torch.ones(20), torch.full((30,), 2)]).long()
+    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    loader = [(x[i:i + 12], y[i:i + 12]) for i in range(0, 60, 12)]
+    with torch.no_grad():
+        h = model[1](model[0](x))
+    want = collapse_metrics(h, y, weights=model[2].weight, bias=model[2].bias, weighting="frequency")
+    for budget in (2**31, 0):
+        got = measure(model, loader, weighting="frequency", max_feature_bytes=budget)
+        for k in ("nc1", "nc2_etf", "nc3_duality", "accuracy"):
+            assert got[k] == pytest.approx(want[k], rel=1e-9), (budget, k)

@@ -111,3 +111,38 @@ def test_nc1_of_test_set_alone_with_one_sample_each_is_nan_with_reason():
     assert math.isnan(m["dilation"]) and "undefined" in m.notes["dilation"]
     with pytest.warns(DegenerateWarning):
         assert math.isnan(nc1(Ht, torch.arange(3)))
+
+
+def test_frequency_weighting_centres_at_the_sample_mean():
+    # weighting="frequency" (Wu & Papyan 2024): mu_G is the sample mean; checked against a direct
+    # computation with unbalanced classes, and equal to the default when classes are balanced
+    import numpy as np
+
+    g = torch.Generator().manual_seed(3)
+    C, d = 4, 6
+    counts = [3, 5, 9, 20]
+    y = torch.cat([torch.full((k,), c) for c, k in enumerate(counts)])
+    mu = torch.randn(C, d, generator=g, dtype=torch.float64) * 2
+    H = mu[y] + 0.5 * torch.randn(len(y), d, generator=g, dtype=torch.float64)
+    W = torch.randn(C, d, generator=g, dtype=torch.float64)
+    got = collapse_metrics(H, y, weights=W, weighting="frequency")
+    Hn, yn, Wn = H.numpy(), y.numpy(), W.numpy()
+    means = np.stack([Hn[yn == c].mean(0) for c in range(C)])
+    M = means - Hn.mean(0)  # centred at the sample mean
+    sw = sum(np.outer(h - means[c], h - means[c]) for h, c in zip(Hn, yn)) / len(yn)
+    sb = M.T @ M / C
+    assert got["nc1"] == pytest.approx(np.trace(sw @ np.linalg.pinv(sb, rcond=1e-10)) / C, rel=1e-9)
+    E = (np.eye(C) - 1.0 / C) / np.sqrt(C - 1)
+    G = M @ M.T
+    assert got["nc2_etf"] == pytest.approx(np.linalg.norm(G / np.linalg.norm(G) - E), rel=1e-9)
+    assert got["nc3_duality"] == pytest.approx(
+        np.linalg.norm(Wn / np.linalg.norm(Wn) - M / np.linalg.norm(M)) ** 2, rel=1e-9)
+    default = collapse_metrics(H, y, weights=W)
+    assert abs(default["nc1"] - got["nc1"]) > 1e-3  # unbalanced: the two centrings differ
+    yb = torch.arange(C).repeat(6)
+    Hb = mu[yb] + 0.5 * torch.randn(len(yb), d, generator=g, dtype=torch.float64)
+    a, b = collapse_metrics(Hb, yb, weighting="frequency"), collapse_metrics(Hb, yb)
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-9, abs=1e-12), k
+    with pytest.raises(NCLabError, match="weighting must be"):
+        collapse_metrics(H, y, weighting="tokens")

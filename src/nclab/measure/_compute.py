@@ -44,9 +44,9 @@ def metrics_of_features(
     return out
 
 
-def moments_of(stats: ClassStats, classes: str):
+def moments_of(stats: ClassStats, classes: str, weighting: str = "classes"):
     check_classes(classes)
-    return stats.compute(classes=classes)
+    return stats.compute(classes=classes, weighting=weighting)
 
 
 def decision_pass(moments, weights=None, bias=None) -> DecisionPass:

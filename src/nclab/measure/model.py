@@ -316,6 +316,7 @@ def measure(
     keep_features: bool | None = None,
     eps: float = 0.01,
     progress: bool | Callable[[str, int], None] | None = None,
+    weighting: str = "classes",
 ) -> dict[str, Any]:
     """All collapse metrics of ``model`` on ``loader`` (eval mode, no gradients).
 
@@ -349,6 +350,9 @@ def measure(
         Deprecated shorthand: ``False`` is ``max_feature_bytes=0, second_pass=False``.
     eps : float, default=0.01
         Threshold of the effective depth over ``layers`` + the penultimate layer.
+    weighting : {"classes", "frequency"}, default="classes"
+        The global mean that centres the class means (:func:`~nclab.metrics.collapse_metrics`):
+        ``"frequency"`` weights classes by their token counts, as Wu & Papyan (2024) do for language models.
     progress : bool or callable(pass_name, batches_done), optional
         ``True``: a progress bar per pass on stderr when it is a terminal (nothing otherwise); a
         callable is called after every batch (``pass_name`` is ``"pass 1"`` or ``"pass 2"``).
@@ -451,10 +455,12 @@ def measure(
                 raise ShapeError("the loader yielded no sample; pass a non-empty loader (and labels not all ignore_index).")
             penult = taps[0]
             if not folded and not distributed:
-                out = metrics_of_features(penult.chunks, labels, weights=W, bias=b, num_classes=C, classes=classes)
+                out = metrics_of_features(penult.chunks, labels, weights=W, bias=b, num_classes=C, classes=classes,
+                                          weighting=weighting)
                 out["passes"] = 1
                 if layers:
-                    out["layers"] = {t.name: metrics_of_features(t.chunks, labels, num_classes=C, classes=classes)
+                    out["layers"] = {t.name: metrics_of_features(t.chunks, labels, num_classes=C, classes=classes,
+                                                                   weighting=weighting)
                                      for t in taps[1:]}
                     out["effective_depth"] = _effective_depth(taps, labels, C, classes, eps)
                 return out
@@ -465,7 +471,7 @@ def measure(
             for tap in taps:
                 if distributed:
                     all_reduce_stats(tap.stats)
-            moments = [moments_of(t.stats, classes) for t in taps]
+            moments = [moments_of(t.stats, classes, weighting) for t in taps]
             passes = [decision_pass(moments[0], W, b)] + [decision_pass(m) for m in moments[1:]]
             if second_pass or kept:
                 if kept:

@@ -47,10 +47,11 @@ def select_classes(y: torch.Tensor, C: int, classes: str | None, name: str = "la
 
 
 def moments_of(H, y, C, *, present=None, total=None, track_scatter=False, second_moments=True,
-               name="features") -> ClassMoments:
+               name="features", weighting="classes") -> ClassMoments:
     """Moments of validated in-memory features whose labels index the classes measured
     (``second_moments=False``: first moments only; a decision pass supplies ``sq_dev``)."""
-    mom = accumulate(H, y, C, track_scatter=track_scatter, second_moments=second_moments, name=name).compute()
+    mom = accumulate(H, y, C, track_scatter=track_scatter, second_moments=second_moments, name=name).compute(
+        weighting=weighting)
     if present is not None:
         mom = replace(mom, classes=present, total_classes=total)
     return mom

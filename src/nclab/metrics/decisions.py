@@ -221,7 +221,7 @@ class DecisionPass:
             self.mu_g_c = self.mu_g.to(cdt)
             return
         mean = mom.mean
-        self.mu_g = mean.mean(0)
+        self.mu_g = mom.global_mean()
         M = mean - self.mu_g
         self.M = M
         sqn_m = (M * M).sum(1)

@@ -44,7 +44,7 @@ def _with_w(features, labels, weights, num_classes, classes):
 @torch.inference_mode()
 def _dual(key, features, labels, weights, num_classes, classes) -> float:
     mom, W = _with_w(features, labels, weights, num_classes, classes)
-    return duality_metrics(mom.mean - mom.mean.mean(0), W, mom.scale)[key]
+    return duality_metrics(mom.centred(), W, mom.scale)[key]
 
 
 def nc3_duality(features, labels, weights, *, num_classes: int | None = None, classes: str | None = None) -> float:
@@ -69,4 +69,4 @@ def nc3_etf(features, labels, weights, *, num_classes: int | None = None, classe
     from nclab.metrics.geometry import frame_distance
 
     mom, W = _with_w(features, labels, weights, num_classes, classes)
-    return frame_distance(W, mom.mean - mom.mean.mean(0), kind="etf")
+    return frame_distance(W, mom.centred(), kind="etf")

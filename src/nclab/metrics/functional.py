@@ -81,6 +81,7 @@ def metrics_from_moments(
     tile: int = _DEFAULT_TILE,
     cdnv_exponent: float = 1.0,
     gram_dtype: torch.dtype = torch.float64,
+    weighting: str | None = None,
 ) -> Metrics:
     """Every metric the moments (and W, and a decision pass over the same features) determine.
 
@@ -90,6 +91,13 @@ def metrics_from_moments(
     the precision of the class-pair Gram products (float32 for float32 features). With present-class
     moments (``moments.classes``), W may have every class's row: the matching rows are used.
     """
+    if weighting is not None and weighting != moments.weighting:
+        if decisions is not None:
+            raise ShapeError("weighting changes the centred means the decision pass used: set it in "
+                             "ClassStats.compute(weighting=...) before the DecisionPass instead.")
+        from dataclasses import replace
+
+        moments = replace(moments, weighting=weighting)
     if decisions is not None:
         moments = P.complete(moments, decisions)
     if moments.sq_dev is None:
@@ -97,7 +105,7 @@ def metrics_from_moments(
                          "decisions of a DecisionPass over the same features.")
     C = moments.num_classes
     mean = moments.mean
-    mu_g = mean.mean(0)
+    mu_g = moments.global_mean()
     M = mean - mu_g
     W = _classifier_rows(weights, moments)
     if W is not None and W.shape != (C, moments.dim):
@@ -139,10 +147,11 @@ def class_moments(features, labels, *, num_classes: int | None = None, classes: 
 
 
 def _metric_set(H, y, C, W, b, classes, *, tile, pairwise_limit, cdnv_exponent, name="features",
-                label_name="labels", true=None, reference_means=None):
+                label_name="labels", true=None, reference_means=None, weighting="classes"):
     """(metrics, moments) of one validated set: ClassStats, one DecisionPass, the families."""
     y_loc, Pn, present = P.select_classes(y, C, classes, label_name)
-    mom = P.moments_of(H, y_loc, Pn, present=present, total=C, second_moments=False, name=name)
+    mom = P.moments_of(H, y_loc, Pn, present=present, total=C, second_moments=False, name=name,
+                       weighting=weighting)
     dec = P.decisions_of(mom, H, y_loc, weights=W, bias=b, pairwise_limit=pairwise_limit, true=true,
                          reference_means=reference_means)
     mom = P.complete(mom, dec)
@@ -177,6 +186,7 @@ def collapse_metrics(
     tile: int = _DEFAULT_TILE,
     pairwise_limit: int = 2048,
     cdnv_exponent: float = 1.0,
+    weighting: str = "classes",
 ) -> Metrics:
     r"""Every neural-collapse metric of a feature matrix, in two passes over it.
 
@@ -208,6 +218,10 @@ def collapse_metrics(
         Pairwise margins gamma_{y,y'} (a C x C matrix) are formed only for C up to this.
     cdnv_exponent : float, default=1.0
         CDNV denominator is ``(||mu_c - mu_c'||^2) ** cdnv_exponent``.
+    weighting : {"classes", "frequency"}, default="classes"
+        The global mean that centres the class means: the mean of the class means (the sources'
+        definition) or the class-frequency-weighted (sample) mean, as Wu & Papyan (2024) use for a
+        language model's imbalanced token classes.
 
     Returns
     -------
@@ -247,7 +261,8 @@ def collapse_metrics(
     ref = None
     if Ht is not None:
         yt_loc, Pt, present_t = P.select_classes(yt, C, classes, "test_labels")
-        mt = P.moments_of(Ht, yt_loc, Pt, present=present_t, total=C, second_moments=False, name="test_features")
+        mt = P.moments_of(Ht, yt_loc, Pt, present=present_t, total=C, second_moments=False, name="test_features",
+                          weighting=weighting)
         dt = P.decisions_of(mt, Ht, yt_loc, ncc=False, nc1=True)
         dil = {"nc1": nc1_from(mt, K=dt.K, scatter=dt.scatter)}
         with warnings.catch_warnings():
@@ -257,7 +272,7 @@ def collapse_metrics(
             notes["dilation"] = notes.pop("nc1")
         ref = _full_means(mt, C) if true is not None else None
     out, mom = _metric_set(H, y, C, W, b, classes, tile=tile, pairwise_limit=pairwise_limit,
-                           cdnv_exponent=cdnv_exponent, true=true, reference_means=ref)
+                           cdnv_exponent=cdnv_exponent, true=true, reference_means=ref, weighting=weighting)
     notes = {**out.notes, **notes}
     if Ht is not None:
         out["dilation"] = dil["nc1"]
@@ -279,6 +294,7 @@ def collapse_metrics_many(
     cdnv_exponent: float = 1.0,
     names: Sequence[str] | None = None,
     return_means: bool = False,
+    weighting: str = "classes",
 ) -> list[Metrics] | tuple[list[Metrics], list[torch.Tensor]]:
     """:func:`collapse_metrics` of several (features, labels) sets against one classifier, e.g. the
     train features (observed labels) and test features (true labels) of a tracked epoch.
@@ -308,7 +324,7 @@ def collapse_metrics_many(
     metrics, means = [], []
     for (H, y, _), name in zip(prepared, names):
         out, mom = _metric_set(H, y, C, W, b, classes, tile=tile, pairwise_limit=pairwise_limit,
-                               cdnv_exponent=cdnv_exponent, name=name)
+                               cdnv_exponent=cdnv_exponent, name=name, weighting=weighting)
         metrics.append(out)
         means.append(_full_means(mom, C))
     return (metrics, means) if return_means else metrics

@@ -402,7 +402,7 @@ def _pairs_of(features, labels, num_classes, classes, weights=None, cdnv_exponen
         if W is not None and mom.classes is not None:
             W = W[mom.classes]
         mean = mom.mean
-        mu_g = mean.mean(0)
+        mu_g = mom.global_mean()
         return pair_statistics(mean - mu_g, mu_g, mom.sq_dev / mom.count, mom.unit_sum / mom.count[:, None], W,
                                cdnv_exponent=cdnv_exponent)
 
@@ -426,7 +426,7 @@ def nc2_equinorm(features, labels, *, weights=None, num_classes: int | None = No
 
     with torch.inference_mode():
         _, _, _, mom, W, _ = P.measured(features, labels, num_classes, classes, weights=weights)
-        out = {"means": equinorm(mom.mean - mom.mean.mean(0))}
+        out = {"means": equinorm(mom.centred())}
         if W is not None:
             out["weights"] = equinorm(W if mom.classes is None else W[mom.classes])
         return out

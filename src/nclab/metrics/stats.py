@@ -80,6 +80,8 @@ class ClassMoments:
         (``compute(classes="present")``); None when they cover every class 0..C-1.
     total_classes : int or None
         The number of classes the accumulator was made for (with ``classes``).
+    weighting : {"classes", "frequency"}
+        How :meth:`global_mean` weights the class means (every centred metric uses it).
     """
 
     count: torch.Tensor
@@ -90,6 +92,25 @@ class ClassMoments:
     scale: float = 1.0
     classes: torch.Tensor | None = None
     total_classes: int | None = None
+    weighting: str = "classes"
+
+    def __post_init__(self) -> None:
+        if self.weighting not in ("classes", "frequency"):
+            from nclab.errors import SpecError
+
+            raise SpecError(f"weighting must be 'classes' or 'frequency'; got {self.weighting!r}.")
+
+    def global_mean(self) -> torch.Tensor:
+        r"""The global mean :math:`\mu_G` (d,): the mean of the class means (``weighting="classes"``,
+        the sources' definition) or the class-frequency-weighted mean, i.e. the sample mean
+        (``"frequency"``, as Wu & Papyan (2024) centre a language model's imbalanced token classes)."""
+        if self.weighting == "frequency":
+            return (self.count @ self.mean) / self.count.sum()
+        return self.mean.mean(0)
+
+    def centred(self) -> torch.Tensor:
+        """The centred class means M = mean - global_mean() (C, d)."""
+        return self.mean - self.global_mean()
 
     @property
     def num_classes(self) -> int:
@@ -299,11 +320,12 @@ class ClassStats:
                 self.scatter += d_a.T @ (d_a * w[both, None])
         add(self.count, n2)
 
-    def compute(self, *, classes: str = "all") -> ClassMoments:
+    def compute(self, *, classes: str = "all", weighting: str = "classes") -> ClassMoments:
         """Frozen copy of the moments; never mutates the state.
 
         ``classes="all"`` requires a sample of every class; ``"present"`` returns the moments of the
-        classes with samples (``ClassMoments.classes`` holds their original indices).
+        classes with samples (``ClassMoments.classes`` holds their original indices). ``weighting``:
+        see :meth:`ClassMoments.global_mean`.
         """
         if classes not in ("all", "present"):
             raise ShapeError(f"classes must be 'all' or 'present'; got {classes!r}.")
@@ -316,6 +338,7 @@ class ClassStats:
             unit_sum=self.unit_sum.clone(),
             scatter=None if self.scatter is None else self.scatter.clone(),
             scale=self.scale,
+            weighting=weighting,
         )
         empty = self.count == 0
         if not bool(empty.any()):

@@ -45,6 +45,8 @@ class CollapseTracker:
     pairwise_limit : int, default=2048
     classes : {"present", "all"}, optional
         As in :func:`~nclab.metrics.collapse_metrics`.
+    weighting : {"classes", "frequency"}, default="classes"
+        The global mean, as in :func:`~nclab.metrics.collapse_metrics`.
     sync : bool, default=True
         Under an initialised ``torch.distributed`` process group, :meth:`compute` reduces every rank's
         statistics exactly (:mod:`nclab.metrics.distributed`): each rank returns the metrics of the
@@ -73,6 +75,7 @@ class CollapseTracker:
         classes: str | None = None,
         sync: bool = True,
         process_group=None,
+        weighting: str = "classes",
     ) -> None:
         self.num_classes = num_classes
         self._weights = weights
@@ -82,6 +85,7 @@ class CollapseTracker:
         self.tile = tile
         self.classes = classes
         self.sync = sync
+        self.weighting = weighting
         self.process_group = process_group
         self._reference_means = reference_means
         self.reset()
@@ -160,10 +164,11 @@ class CollapseTracker:
                 true_labels=true if "test_features" in extra else None,
                 tile=self.tile,
                 pairwise_limit=self.pairwise_limit,
+                weighting=self.weighting,
                 **extra,
             )
         classes = "present" if self.classes is None else self.classes
-        mom = self._stats.compute(classes=classes)
+        mom = self._stats.compute(classes=classes, weighting=self.weighting)
         dec = None if self._dec is None else self._dec.compute()
         out = metrics_from_moments(mom, weights=None if dec is None else self._dec.W, decisions=None, tile=self.tile)
         if dec is not None:
@@ -188,7 +193,7 @@ class CollapseTracker:
         classes = "present" if self.classes is None else self.classes
         if not self.keep_features:
             all_reduce_stats(self._stats, group)
-            mom = self._stats.compute(classes=classes)
+            mom = self._stats.compute(classes=classes, weighting=self.weighting)
             W = None
             if self._dec is not None:
                 all_reduce_decisions(self._dec, group)
@@ -202,7 +207,7 @@ class CollapseTracker:
         if H is not None:
             stats._update(H, torch.cat(self._labels))
         all_reduce_stats(stats, group)
-        mom = stats.compute(classes=classes)
+        mom = stats.compute(classes=classes, weighting=self.weighting)
         dp = DecisionPass(mom, self._weights, self._bias, pairwise_limit=self.pairwise_limit)
         if H is not None:
             dp._update(H, torch.cat(self._labels))

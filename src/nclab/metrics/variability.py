@@ -76,7 +76,7 @@ def within_class_note(moments, *, what: str = "features", stacklevel: int = 3) -
 def nc1_from(moments, *, K=None, scatter=None) -> float:
     """NC1 from the moments and the decision pass's statistic (K or a scatter), or the moments'
     own scatter (one-pass streaming)."""
-    M = moments.mean - moments.mean.mean(0)
+    M = moments.centred()
     if K is None and scatter is None:
         scatter = moments.scatter
     if K is None and scatter is None:
@@ -86,7 +86,7 @@ def nc1_from(moments, *, K=None, scatter=None) -> float:
 
 def quotient_from(moments) -> float:
     """tr(Sigma_W) / tr(Sigma_B) from the moments; NaN when the class means coincide."""
-    M = moments.mean - moments.mean.mean(0)
+    M = moments.centred()
     tr_b = float((M * M).sum()) / moments.num_classes
     if tr_b == 0.0:
         return math.nan
