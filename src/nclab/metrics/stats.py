@@ -223,12 +223,7 @@ class ClassStats:
             self._init_state(h.shape[1], self.device or h.device, power_of_two_scale(h))
         y = y.to(self.device)
         block, count, sums, unit = _class_sums(h, y, self.num_classes, self.scale, self.device, buffer)
-        if not bool(torch.isfinite(sums).all()):  # NaN/inf in any feature reaches its class sum
-            check_finite(h, name)
-            raise NonFiniteError(
-                f"{name} overflow after rescaling by 2^{math.frexp(self.scale)[1] - 1}: the batches span more "
-                "than ~10^300 in magnitude; rescale them to a common range."
-            )
+        self._check_sums(sums, h, name)
         active = (count > 0).nonzero().flatten()
         every = active.numel() == self.num_classes
         if not every:  # only the classes of this batch
@@ -249,12 +244,19 @@ class ClassStats:
             S = r.T @ r if self.track_scatter else None
         self._merge_parts(active, count, mean_b, sq, unit, S)
 
+    def _check_sums(self, sums, h, name) -> None:
+        """NaN/inf in any feature reaches its class sum: name the bad values, or the overflow."""
+        if not bool(torch.isfinite(sums).all()):
+            check_finite(h, name)
+            raise NonFiniteError(
+                f"{name} overflow after rescaling by 2^{math.frexp(self.scale)[1] - 1}: the batches span more "
+                "than ~10^300 in magnitude; rescale them to a common range."
+            )
+
     def _add_sums(self, count, sums, unit, h, name) -> None:
         """Merge one batch given by its per-class counts, float64 sums and unit sums (first moments
         only: the accumulator keeps no second moments)."""
-        if not bool(torch.isfinite(sums).all()):
-            check_finite(h, name)
-            raise NonFiniteError(f"{name} overflow after rescaling: the rows span more than ~10^300 in magnitude.")
+        self._check_sums(sums, h, name)
         active = (count > 0).nonzero().flatten()
         if active.numel() != self.num_classes:
             count, sums, unit = count[active], sums[active], unit[active]
@@ -374,18 +376,12 @@ def _fill_block(h: torch.Tensor, scale: float, buffer: torch.Tensor) -> torch.Te
 
 
 def _class_sums(h: torch.Tensor, y: torch.Tensor, C: int, scale: float, device, buffer=None):
-    """The (b, 2d) float64 block [h / scale | unit rows] of a batch and its per-class counts (C,),
-    sums (C, d) and unit-row sums (C, d), with one index_add of the block."""
+    """The (b, 2d) float64 block [h / scale | unit rows] of a batch (:func:`_fill_block`) and its
+    per-class counts (C,), sums (C, d) and unit-row sums (C, d), with one index_add of the block."""
     b, d = h.shape
-    if buffer is not None and buffer.shape[0] >= b and buffer.shape[1] == 2 * d and buffer.device == torch.device(device):
-        block = buffer[:b]
-    else:
-        block = torch.empty(b, 2 * d, dtype=torch.float64, device=device)
-    h64 = block[:, :d]
-    h64.copy_(h)
-    if scale != 1.0:
-        h64.mul_(1.0 / scale)
-    torch.div(h64, torch.linalg.vector_norm(h64, dim=1, keepdim=True).clamp_min_(1e-300), out=block[:, d:])
+    if buffer is None or buffer.shape[0] < b or buffer.shape[1] != 2 * d or buffer.device != torch.device(device):
+        buffer = torch.empty(b, 2 * d, dtype=torch.float64, device=device)
+    block = _fill_block(h.to(device), scale, buffer)
     acc = torch.zeros(C, 2 * d, dtype=torch.float64, device=device).index_add_(0, y, block)
     count = torch.bincount(y, minlength=C).to(torch.float64)
     return block, count, acc[:, :d], acc[:, d:]
@@ -393,8 +389,8 @@ def _class_sums(h: torch.Tensor, y: torch.Tensor, C: int, scale: float, device, 
 
 def accumulate(H: torch.Tensor, y: torch.Tensor, C: int, *, track_scatter: bool = False, second_moments: bool = True,
                name: str = "features") -> ClassStats:
-    """A :class:`ClassStats` over in-memory features, fed in chunks of about 2^22 elements (32 MB of
-    float64 temporaries); ``H`` and ``y`` are validated already."""
+    """A :class:`ClassStats` over in-memory features, in chunks of about ``_CHUNK_ELEMS`` elements
+    through one reused float64 block; ``H`` and ``y`` are validated already."""
     stats = ClassStats(C, track_scatter=track_scatter, second_moments=second_moments, device=H.device)
     rows = min(H.shape[0], max(1, _CHUNK_ELEMS // max(H.shape[1], 1)))
     buffer = torch.empty(rows, 2 * H.shape[1], dtype=torch.float64, device=H.device)  # allocated once
